@@ -1,0 +1,13 @@
+"""mmzoo: a Keras 3 model zoo for multimodal deep learning.
+
+>>> import mmzoo
+>>> "attention_fusion" in mmzoo.list_models("*fusion*")
+True
+"""
+
+__version__ = "0.1.0"
+
+from mmzoo import layers, models  # noqa: F401  (registers the models)
+from mmzoo.registry import build, describe, dummy_batch, list_models, register_model
+
+__all__ = ["build", "describe", "dummy_batch", "layers", "list_models", "models", "register_model"]

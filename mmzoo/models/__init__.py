@@ -1,0 +1,6 @@
+"""The model families of the zoo; importing this package registers every model."""
+
+from mmzoo.models import cifar_multimodal  # noqa: F401
+from mmzoo.models import image_text  # noqa: F401
+from mmzoo.models import pretrained_fusion  # noqa: F401
+from mmzoo.models import feature_fusion  # noqa: F401

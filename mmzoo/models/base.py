@@ -1,0 +1,177 @@
+"""The base class of every mmzoo model, and the argument checks the builders share."""
+
+import difflib
+import inspect
+
+import keras
+from keras import layers
+
+# Keyword arguments a model passes through to `keras.Model`.
+_KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
+
+# What a target looks like for each kind of output, and the loss that trains it.
+TARGET_LOSSES = {
+    "binary": "binary_crossentropy",  # (batch, 1) floats in {0, 1}
+    "multiclass": "sparse_categorical_crossentropy",  # (batch,) integer class ids
+}
+
+
+def closest(word, choices):
+    """Up to three of ``choices`` that look like ``word``."""
+    return difflib.get_close_matches(str(word), list(choices), n=3, cutoff=0.5)
+
+
+def _bind_arguments(cls, args, kwargs):
+    """The constructor arguments of ``cls`` with defaults filled in; unknown names raise."""
+    signature = inspect.signature(cls.__init__)
+    parameters = signature.parameters
+    named = [
+        key
+        for key, parameter in parameters.items()
+        if key != "self" and parameter.kind != inspect.Parameter.VAR_KEYWORD
+    ]
+    allowed = named + list(_KERAS_MODEL_ARGUMENTS)
+    for key, value in kwargs.items():
+        if key not in allowed:
+            hint = closest(key, allowed)
+            raise ValueError(
+                f"{cls.__name__} has no argument `{key}`"
+                + (f" (did you mean {' or '.join(f'`{h}`' for h in hint)}?)" if hint else "")
+                + f". Allowed arguments: {', '.join(allowed)}. Received: {key}={value!r}"
+            )
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError as error:
+        raise ValueError(f"{cls.__name__}: {error}") from None
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    arguments.pop("self")
+    extra = arguments.pop("kwargs", {})
+    return {**arguments, **extra}
+
+
+class MultimodalModel(keras.Model):
+    """A functional Keras model whose constructor arguments are its config.
+
+    Subclasses build their graph from their constructor arguments (the source
+    document's defaults) and call ``super().__init__(inputs=..., outputs=...,
+    targets=...)``. ``get_config`` returns exactly the constructor arguments, so
+    ``from_config`` and ``.keras`` loading rebuild the same graph, and unknown
+    arguments are refused before any layer is built.
+
+    ``targets`` says what each output is trained on: ``"binary"`` (a (batch, 1)
+    sigmoid output) or ``"multiclass"`` (softmax over classes, integer labels), one
+    string for a single output or a dict keyed like the outputs. Outputs named in
+    ``metric_only_outputs`` are measured but carry no loss. ``token_ranges`` maps an
+    integer input to its ``(low, high)`` token ids, for ``mmzoo.dummy_batch``.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is MultimodalModel:  # Keras instantiates the bare base when it injects Functional.
+            return super().__new__(cls)
+        arguments = _bind_arguments(cls, args, kwargs)
+        instance = super().__new__(cls, *args, **kwargs)
+        vars(instance)["_constructor_arguments"] = arguments
+        return instance
+
+    def __init__(
+        self,
+        inputs,
+        outputs,
+        *,
+        targets,
+        metric_only_outputs=(),
+        token_ranges=None,
+        **kwargs,
+    ):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.targets = targets
+        self.metric_only_outputs = tuple(metric_only_outputs)
+        self.token_ranges = dict(token_ranges or {})
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        config.update(self._constructor_arguments)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def default_compile_arguments(self):
+        """The document's optimizer (Adam) with a loss and an accuracy per trained output."""
+        if isinstance(self.targets, str):
+            return {
+                "optimizer": "adam",
+                "loss": TARGET_LOSSES[self.targets],
+                "metrics": ["accuracy"],
+            }
+        loss = {
+            key: TARGET_LOSSES[kind]
+            for key, kind in self.targets.items()
+            if key not in self.metric_only_outputs
+        }
+        metrics = {key: ["accuracy"] for key in self.targets}
+        return {"optimizer": "adam", "loss": loss, "metrics": metrics}
+
+
+def classifier(num_classes, name="output"):
+    """The output layer for ``num_classes``: sigmoid for 1 (binary), softmax otherwise.
+
+    It computes in float32 whatever the dtype policy, so outputs stay float32
+    under mixed precision.
+    """
+    activation = "sigmoid" if num_classes == 1 else "softmax"
+    return layers.Dense(num_classes, activation=activation, dtype="float32", name=name)
+
+
+def target_kind(num_classes):
+    """The ``targets`` kind of a :func:`classifier` output."""
+    return "binary" if num_classes == 1 else "multiclass"
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")
+    return value
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, choices))}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_shape(name, value, rank, minimum=1):
+    """A tuple of ``rank`` integers, each at least ``minimum``."""
+    valid = (
+        isinstance(value, (list, tuple))
+        and len(value) == rank
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+    )
+    if not valid:
+        raise ValueError(
+            f"`{name}` must be a tuple of {rank} integers, each at least {minimum}. "
+            f"Received: {name}={value!r}"
+        )
+    return tuple(value)
+
+
+def check_image_shape(name, value, minimum_size, channels=None):
+    """An (height, width, channels) tuple: sides at least ``minimum_size``, channels as given."""
+    shape = check_shape(name, value, rank=3)
+    if min(shape[:2]) < minimum_size or (channels is not None and shape[2] != channels):
+        expected = f"{channels} channels" if channels is not None else "any channels"
+        raise ValueError(
+            f"`{name}` must be (height, width, channels) with height and width at least "
+            f"{minimum_size} and {expected}. Received: {name}={value!r}"
+        )
+    return shape

@@ -1,0 +1,196 @@
+"""The model registry: ``@register_model`` on plain builder functions (timm style).
+
+The builder's function name is the registry key, its docstring's first line the
+model's summary. ``register_model`` records where the model comes from and what was
+corrected, and appends both to the builder's docstring so that ``help()`` shows them.
+"""
+
+import dataclasses
+import fnmatch
+import functools
+
+import numpy as np
+
+from mmzoo.models.base import closest
+
+_REGISTRY = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: object
+    source: str
+    task: str
+    corrections: tuple
+    test_config: dict
+
+    @property
+    def summary(self):
+        return (self.builder.__doc__ or "").strip().splitlines()[0]
+
+
+def register_model(*, source, task, corrections, test_config=None):
+    """Register the decorated builder under its function name.
+
+    Args:
+        source: the document and section the model comes from, e.g. ``"003 program 2"``.
+        task: what the model does, in a few words.
+        corrections: one line per thing the document got wrong and mmzoo corrects.
+        test_config: keyword arguments giving a small, fast variant of the model,
+            used by the test suite; the document defaults stay the defaults.
+    """
+
+    def decorator(builder):
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"A model named {name!r} is registered already.")
+        entry = ModelEntry(
+            name=name,
+            builder=builder,
+            source=source,
+            task=task,
+            corrections=tuple(corrections),
+            test_config=dict(test_config or {}),
+        )
+        lines = [f"Source: document {source}.", "", "Corrections of the document:"]
+        lines += [f"    - {correction}" for correction in entry.corrections]
+        builder.__doc__ = (builder.__doc__ or "").rstrip() + "\n\n    " + "\n    ".join(lines) + "\n"
+        _REGISTRY[name] = entry
+        return builder
+
+    return decorator
+
+
+def list_models(pattern="*"):
+    """Sorted names of the registered models matching an fnmatch ``pattern`` ("*fusion*")."""
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+
+
+def get_entry(name):
+    """The registry entry of ``name``; an unknown name raises with the closest names."""
+    if name not in _REGISTRY:
+        hint = closest(name, _REGISTRY)
+        raise ValueError(
+            f"Unknown model name {name!r}."
+            + (f" Did you mean {', '.join(map(repr, hint))}?" if hint else "")
+            + f" Registered models: {', '.join(list_models())}."
+        )
+    return _REGISTRY[name]
+
+
+def build(name, compile=True, **kwargs):
+    """Build the registered model ``name``, compiled with its document's optimizer, loss and metrics.
+
+    Args:
+        name: a name from ``list_models()``.
+        compile: compile the model (Adam, one loss and accuracy per output).
+        **kwargs: the model's arguments; see ``describe(name).defaults``.
+
+    Returns:
+        A ``keras.Model``.
+
+    Example:
+    >>> model = build("concat_fusion")
+    >>> sorted(model.input)
+    ['image_input', 'text_input']
+    """
+    model = get_entry(name).builder(**kwargs)
+    if compile:
+        model.compile(**model.default_compile_arguments())
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """What ``describe`` returns: everything a user needs to pick and feed a model."""
+
+    name: str
+    summary: str
+    source: str
+    task: str
+    inputs: dict  # input name -> (shape without batch, dtype)
+    outputs: dict  # output name -> (shape without batch, dtype)
+    defaults: dict
+    corrections: tuple
+
+    def __str__(self):
+        def specs(spec):
+            return [f"  {key}: shape {shape}, {dtype}" for key, (shape, dtype) in spec.items()]
+
+        lines = [f"{self.name}: {self.summary}", f"source: document {self.source}", f"task: {self.task}"]
+        lines += ["inputs:", *specs(self.inputs), "outputs:", *specs(self.outputs), "defaults:"]
+        lines += [f"  {key}={value!r}" for key, value in self.defaults.items()]
+        lines += ["corrections:", *[f"  - {c}" for c in self.corrections]]
+        return "\n".join(lines)
+
+
+def _tensor_specs(structure, default_key):
+    if not isinstance(structure, dict):
+        structure = {default_key: structure}
+    return {key: (tuple(t.shape[1:]), str(t.dtype)) for key, t in structure.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def describe(name):
+    """The model card of ``name`` (its document defaults, inputs, outputs and corrections)."""
+    entry = get_entry(name)
+    model = entry.builder()
+    defaults = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+    return ModelCard(
+        name=name,
+        summary=entry.summary,
+        source=entry.source,
+        task=entry.task,
+        inputs=_tensor_specs(model.input, "input"),
+        outputs=_tensor_specs(model.output, "output"),
+        defaults=defaults,
+        corrections=entry.corrections,
+    )
+
+
+def _random_input(rng, shape, dtype, value_range):
+    if "int" in dtype:
+        low, high = value_range or (0, 2)
+        return rng.integers(low, high, size=shape).astype(dtype)
+    return rng.random(shape, dtype=np.float32).astype(dtype)
+
+
+def _random_target(rng, batch_size, kind, output):
+    if kind == "binary":
+        return rng.integers(0, 2, size=(batch_size, 1)).astype("float32")
+    if kind == "multiclass":
+        return rng.integers(0, output.shape[-1], size=(batch_size,)).astype("int32")
+    raise ValueError(f"No dummy target for outputs of kind {kind!r}.")
+
+
+def dummy_batch(name_or_model, batch_size=2, seed=0):
+    """Random ``(inputs, targets)`` that fit a model: inputs a dict keyed like the model's.
+
+    Float inputs are uniform in [0, 1); integer inputs (token ids) lie in the model's
+    token range; targets follow each output's kind (0/1 floats for binary outputs,
+    integer class ids for softmax outputs).
+
+    Args:
+        name_or_model: a registered name (its default model) or a built model.
+        batch_size: examples in the batch.
+        seed: seed of the random generator; the same seed gives the same batch.
+    """
+    model = build(name_or_model, compile=False) if isinstance(name_or_model, str) else name_or_model
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    rng = np.random.default_rng(seed)
+    token_ranges = getattr(model, "token_ranges", {})
+    inputs = {
+        key: _random_input(rng, (batch_size,) + shape, dtype, token_ranges.get(key))
+        for key, (shape, dtype) in _tensor_specs(model.input, "input").items()
+    }
+    targets = model.targets
+    if isinstance(targets, str):
+        return inputs, _random_target(rng, batch_size, targets, model.output)
+    return inputs, {
+        key: _random_target(rng, batch_size, kind, model.output[key]) for key, kind in targets.items()
+    }
+
+
+__all__ = ["ModelCard", "build", "describe", "dummy_batch", "list_models", "register_model"]
