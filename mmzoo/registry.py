@@ -161,6 +161,8 @@ def _random_target(rng, batch_size, kind, output):
         return rng.integers(0, 2, size=(batch_size, 1)).astype("float32")
     if kind == "multiclass":
         return rng.integers(0, output.shape[-1], size=(batch_size,)).astype("int32")
+    if kind == "regression":
+        return rng.random((batch_size,) + tuple(output.shape[1:]), dtype=np.float32)
     raise ValueError(f"No dummy target for outputs of kind {kind!r}.")
 
 
@@ -169,7 +171,8 @@ def dummy_batch(name_or_model, batch_size=2, seed=0):
 
     Float inputs are uniform in [0, 1); integer inputs (token ids) lie in the model's
     token range; targets follow each output's kind (0/1 floats for binary outputs,
-    integer class ids for softmax outputs).
+    integer class ids for softmax outputs, floats for regression). Outputs without
+    a target are left out of the targets, which are None when no output has one.
 
     Args:
         name_or_model: a registered name (its default model) or a built model.
@@ -186,11 +189,14 @@ def dummy_batch(name_or_model, batch_size=2, seed=0):
         for key, (shape, dtype) in _tensor_specs(model.input, "input").items()
     }
     targets = model.targets
-    if isinstance(targets, str):
-        return inputs, _random_target(rng, batch_size, targets, model.output)
-    return inputs, {
-        key: _random_target(rng, batch_size, kind, model.output[key]) for key, kind in targets.items()
+    if not isinstance(targets, dict):
+        return inputs, targets and _random_target(rng, batch_size, targets, model.output)
+    y = {
+        key: _random_target(rng, batch_size, kind, model.output[key])
+        for key, kind in targets.items()
+        if kind is not None
     }
+    return inputs, y or None
 
 
 __all__ = ["ModelCard", "build", "describe", "dummy_batch", "list_models", "register_model"]

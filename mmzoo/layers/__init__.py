@@ -14,3 +14,12 @@ __all__ = [
     "ModalityProjection",
     "WeightedSumFusion",
 ]
+
+from mmzoo.layers.gating import ModalityGating  # noqa: E402
+from mmzoo.layers.graph import GraphMessagePassing  # noqa: E402
+
+__all__ += ["GraphMessagePassing", "ModalityGating"]
+
+from mmzoo.layers.contrastive import LogitScale  # noqa: E402
+
+__all__ += ["LogitScale"]

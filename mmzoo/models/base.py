@@ -9,11 +9,14 @@ from keras import layers
 # Keyword arguments a model passes through to `keras.Model`.
 _KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
 
-# What a target looks like for each kind of output, and the loss that trains it.
+# What a target looks like for each kind of output, the loss that trains it and its metric.
+# An output of kind None has no target: it is for inspection or inference only.
 TARGET_LOSSES = {
     "binary": "binary_crossentropy",  # (batch, 1) floats in {0, 1}
     "multiclass": "sparse_categorical_crossentropy",  # (batch,) integer class ids
+    "regression": "mean_squared_error",  # floats shaped like the output
 }
+TARGET_METRICS = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
 
 
 def closest(word, choices):
@@ -60,9 +63,11 @@ class MultimodalModel(keras.Model):
     arguments are refused before any layer is built.
 
     ``targets`` says what each output is trained on: ``"binary"`` (a (batch, 1)
-    sigmoid output) or ``"multiclass"`` (softmax over classes, integer labels), one
-    string for a single output or a dict keyed like the outputs. Outputs named in
-    ``metric_only_outputs`` are measured but carry no loss. ``token_ranges`` maps an
+    sigmoid output), ``"multiclass"`` (softmax over classes, integer labels),
+    ``"regression"`` (mean squared error) or None (no target: the output is for
+    inspection, e.g. attention weights); one value for a single output or a dict
+    keyed like the outputs. Outputs named in ``metric_only_outputs`` have a target
+    and a metric but carry no loss. ``token_ranges`` maps an
     integer input to its ``(low, high)`` token ids, for ``mmzoo.dummy_batch``.
     """
 
@@ -99,20 +104,25 @@ class MultimodalModel(keras.Model):
         return cls(**config)
 
     def default_compile_arguments(self):
-        """The document's optimizer (Adam) with a loss and an accuracy per trained output."""
-        if isinstance(self.targets, str):
+        """The document's optimizer (Adam) with a loss and a metric per output that has a target."""
+        if not isinstance(self.targets, dict):
             return {
                 "optimizer": "adam",
                 "loss": TARGET_LOSSES[self.targets],
-                "metrics": ["accuracy"],
+                "metrics": [TARGET_METRICS[self.targets]],
             }
-        loss = {
-            key: TARGET_LOSSES[kind]
-            for key, kind in self.targets.items()
-            if key not in self.metric_only_outputs
-        }
-        metrics = {key: ["accuracy"] for key in self.targets}
+        targeted = {key: kind for key, kind in self.targets.items() if kind is not None}
+        loss = {k: TARGET_LOSSES[kind] for k, kind in targeted.items() if k not in self.metric_only_outputs}
+        metrics = {key: [TARGET_METRICS[kind]] for key, kind in targeted.items()}
         return {"optimizer": "adam", "loss": loss, "metrics": metrics}
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Keras' compiled metrics index `y` by every output name; outputs without a
+        # target have no metric, so their prediction stands in for the absent target.
+        if isinstance(y, dict) and isinstance(y_pred, dict) and isinstance(self.targets, dict):
+            untargeted = [k for k, kind in self.targets.items() if kind is None and k not in y]
+            y = {**y, **{key: y_pred[key] for key in untargeted}}
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
 
 def classifier(num_classes, name="output"):

@@ -183,7 +183,7 @@ class MIMO(MultimodalModel):
         "the summed loss is Keras' sum of per-output losses; the `fused` output "
         "(mean of the three heads) is reported but carries no loss",
     ),
-    test_config={"text_dim": 12, "image_dim": 16, "audio_dim": 8, "hidden_units": 8, "num_classes": 3},
+    test_config={"text_dim": 12, "image_dim": 16, "audio_dim": 8, "hidden_units": 32, "num_classes": 3},
 )
 def mimo(**kwargs):
     """Text, image and audio features in; one prediction per modality plus their mean out."""

@@ -163,6 +163,7 @@ class PretrainedFusion(MultimodalModel):
         "embedding_dim": 8,
         "projection_dim": 16,
         "num_heads": 2,
+        "freeze_backbones": True,
     },
 )
 def pretrained_fusion(**kwargs):

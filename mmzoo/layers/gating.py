@@ -1,0 +1,73 @@
+"""Input-dependent modality weights: the "policy network" of document 004 §4.1, trained by gradient."""
+
+import keras
+from keras import layers, ops
+
+from mmzoo.layers.fusion import _ProjectingFusion
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class ModalityGating(_ProjectingFusion):
+    """Weights the modalities of each example by a small network that reads them all.
+
+    A policy network ``Dense(hidden_units, relu) -> Dense(num_modalities) -> softmax``
+    reads the concatenated modality vectors and emits one weight per modality and
+    example; the weights sum to 1. The fused vector is ``sum_m w_m h_m``. Unlike
+    :class:`WeightedSumFusion`, whose weights are the same for every example, these
+    depend on the input, and they are trained end to end with the rest of the model.
+    The layer returns ``(fused, weights)``; the weights are float32 whatever the
+    dtype policy.
+
+    Args:
+        hidden_units: width of the policy network's hidden layer.
+        units: the common width; inputs of another width are projected to it.
+            None: the largest input width.
+
+    Example:
+    >>> gate = ModalityGating(hidden_units=8)
+    >>> fused, weights = gate([keras.ops.ones((2, 4)), keras.ops.zeros((2, 4)), keras.ops.ones((2, 6))])
+    >>> tuple(fused.shape), tuple(weights.shape)
+    ((2, 6), (2, 3))
+    >>> [round(float(s), 3) for s in keras.ops.sum(weights, axis=-1)]
+    [1.0, 1.0]
+    """
+
+    def __init__(self, hidden_units=128, units=None, **kwargs):
+        super().__init__(units=units, **kwargs)
+        if isinstance(hidden_units, bool) or not isinstance(hidden_units, int) or hidden_units <= 0:
+            raise ValueError(
+                f"`hidden_units` must be a positive integer. Received: hidden_units={hidden_units!r}"
+            )
+        self.hidden_units = hidden_units
+        self.policy_hidden = layers.Dense(hidden_units, activation="relu", name="policy_hidden")
+        self.policy_logits = None
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        count = len(input_shape)
+        self.policy_logits = layers.Dense(count, name="policy_logits")
+        batch = input_shape[0][:-1]
+        self.policy_hidden.build(tuple(batch) + (count * self.common_width,))
+        self.policy_logits.build(tuple(batch) + (self.hidden_units,))
+
+    def call(self, inputs):
+        projected = self._project(inputs)
+        state = self.policy_hidden(ops.concatenate(projected, axis=-1))
+        weights = ops.softmax(ops.cast(self.policy_logits(state), "float32"), axis=-1)
+        stacked = ops.stack(projected, axis=-1)
+        fused = ops.sum(stacked * ops.expand_dims(ops.cast(weights, stacked.dtype), axis=-2), axis=-1)
+        return fused, weights
+
+    def compute_output_shape(self, input_shape):
+        batch = tuple(input_shape[0][:-1])
+        return super().compute_output_shape(input_shape), batch + (len(input_shape),)
+
+    def compute_output_spec(self, inputs):
+        fused_shape, weights_shape = self.compute_output_shape([tuple(x.shape) for x in inputs])
+        return (
+            keras.KerasTensor(fused_shape, dtype=self.compute_dtype),
+            keras.KerasTensor(weights_shape, dtype="float32"),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_units": self.hidden_units}

@@ -1,0 +1,82 @@
+"""Checks every registered model goes through; each model's own tests call them too."""
+
+import numpy as np
+import keras
+
+import mmzoo
+from mmzoo.registry import get_entry
+
+
+def build_small(name, **overrides):
+    """The registered model ``name`` at its fast test configuration, compiled."""
+    return mmzoo.build(name, **{**get_entry(name).test_config, **overrides})
+
+
+def as_dict(outputs):
+    """Outputs as a dict of NumPy arrays, keyed ``output`` for a single-output model."""
+    if isinstance(outputs, dict):
+        return {key: np.asarray(value) for key, value in outputs.items()}
+    return {"output": np.asarray(outputs)}
+
+
+def assert_outputs_close(expected, actual, atol=1e-5):
+    expected, actual = as_dict(expected), as_dict(actual)
+    assert sorted(expected) == sorted(actual)
+    for key in expected:
+        np.testing.assert_allclose(actual[key], expected[key], atol=atol, err_msg=f"output {key!r}")
+
+
+def check_forward(model, batch_size=3):
+    """A forward pass gives float32, finite outputs of the advertised shapes."""
+    x, _ = mmzoo.dummy_batch(model, batch_size=batch_size, seed=1)
+    outputs = as_dict(model(x, training=False))
+    symbolic = model.output if isinstance(model.output, dict) else {"output": model.output}
+    assert sorted(outputs) == sorted(symbolic)
+    for key, value in outputs.items():
+        assert value.shape == (batch_size,) + tuple(symbolic[key].shape[1:]), key
+        assert value.dtype == np.float32, key
+        assert np.all(np.isfinite(value)), key
+
+
+def evaluate_loss(model, x, y):
+    return model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+
+
+def check_learns_a_batch(model, steps=25, batch_size=32, factor=0.9):
+    """Training on one fixed batch (inputs and targets fixed: a learnable mapping) lowers its loss."""
+    x, y = mmzoo.dummy_batch(model, batch_size=batch_size, seed=2)
+    before = evaluate_loss(model, x, y)
+    for _ in range(steps):
+        loss = model.train_on_batch(x, y, return_dict=True)["loss"]
+    after = evaluate_loss(model, x, y)
+    assert np.isfinite(loss)
+    assert after < factor * before, f"loss went from {before:.4f} to {after:.4f}"
+
+
+def check_config_round_trip(model):
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+def check_keras_file_round_trip(model, directory):
+    """`.keras` save and a safe-mode load give a model with the same outputs."""
+    x, _ = mmzoo.dummy_batch(model, batch_size=2, seed=3)
+    path = str(directory / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is type(model)
+    assert_outputs_close(model(x, training=False), loaded(x, training=False))
+
+
+def check_saved_model_round_trip(model, directory):
+    """A SavedModel export reloaded with TensorFlow serves the same outputs at a new batch size."""
+    import tensorflow as tf
+
+    model(mmzoo.dummy_batch(model, batch_size=2, seed=4)[0])
+    path = str(directory / "saved_model")
+    model.export(path, format="tf_saved_model", verbose=False)
+    served = tf.saved_model.load(path)
+    x, _ = mmzoo.dummy_batch(model, batch_size=5, seed=5)
+    assert_outputs_close(model(x, training=False), served.serve(x))

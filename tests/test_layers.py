@@ -1,0 +1,141 @@
+"""Shared layers: what each computes, and that each survives serialization."""
+
+import numpy as np
+import pytest
+import keras
+
+from mmzoo.layers import (
+    AttentionPooling,
+    CaffeImagePreprocessing,
+    ConcatFusion,
+    ElementwiseProductFusion,
+    MaskedPooling,
+    ModalityProjection,
+    WeightedSumFusion,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def vectors(*widths, batch=4):
+    return [RNG.normal(size=(batch, w)).astype("float32") for w in widths]
+
+
+def test_concat_fusion_joins_the_features():
+    a, b, c = vectors(3, 5, 2)
+    np.testing.assert_allclose(ConcatFusion()([a, b, c]), np.concatenate([a, b, c], axis=-1))
+
+
+def test_weighted_sum_normalises_fixed_weights():
+    a, b, c = vectors(4, 4, 4)
+    fusion = WeightedSumFusion(modality_weights=[0.5, 0.5, 0.5])  # the document's alphas
+    fused = fusion([a, b, c])
+    np.testing.assert_allclose(fusion.normalized_weights(), [1 / 3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(fused, (a + b + c) / 3, rtol=1e-5, atol=1e-6)
+    assert not fusion.trainable_weights
+
+
+def test_weighted_sum_with_unequal_weights():
+    a, b = vectors(4, 4)
+    fused = WeightedSumFusion(modality_weights=[3, 1])([a, b])
+    np.testing.assert_allclose(fused, 0.75 * a + 0.25 * b, rtol=1e-5, atol=1e-6)
+
+
+def test_learned_weights_stay_normalised_while_training():
+    a, b, c = vectors(4, 6, 4, batch=32)
+    inputs = [keras.Input((4,)), keras.Input((6,)), keras.Input((4,))]
+    fusion = WeightedSumFusion(learn_weights=True)
+    model = keras.Model(inputs, keras.layers.Dense(1)(fusion(inputs)))
+    model.compile(keras.optimizers.Adam(0.1), "mse")
+    model.fit([a, b, c], 3 * a[:, :1], epochs=20, verbose=0)  # only the first modality explains the target
+    weights = np.asarray(fusion.normalized_weights())
+    assert abs(weights.sum() - 1) < 1e-6
+    assert not np.allclose(weights, 1 / 3, atol=1e-3)  # learned away from the start
+
+
+def test_weighted_sum_projects_when_widths_differ():
+    a, b = vectors(3, 8)
+    fusion = WeightedSumFusion()
+    assert tuple(fusion([a, b]).shape) == (4, 8)
+    assert fusion.projections[0] is not None and fusion.projections[1] is None
+    assert tuple(WeightedSumFusion(units=5)([a, b]).shape) == (4, 5)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: WeightedSumFusion(modality_weights=[1, -1]), "modality_weights"),
+        (lambda: WeightedSumFusion(units=0), "units"),
+        (lambda: WeightedSumFusion(modality_weights=[1, 1])(vectors(2, 2, 2)), "3 modalities but 2 weights"),
+        (lambda: ElementwiseProductFusion()(vectors(2)), "at least two"),
+        (lambda: MaskedPooling("median"), "mode"),
+        (lambda: ModalityProjection(8, dropout=1.0), "dropout"),
+    ],
+)
+def test_bad_arguments_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_elementwise_product():
+    a, b = vectors(4, 4)
+    np.testing.assert_allclose(ElementwiseProductFusion()([a, b]), a * b, rtol=1e-6)
+    assert tuple(ElementwiseProductFusion()(vectors(4, 2)).shape) == (4, 4)
+
+
+def padded_sequence():
+    values = RNG.normal(size=(2, 5, 3)).astype("float32")
+    mask = np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 0]], bool)
+    return values, mask
+
+
+def test_masked_mean_and_max_ignore_padding():
+    values, mask = padded_sequence()
+    mean = np.asarray(MaskedPooling("mean")(values, mask=mask))
+    maximum = np.asarray(MaskedPooling("max")(values, mask=mask))
+    for row in range(2):
+        real = values[row][mask[row]]
+        np.testing.assert_allclose(mean[row], real.mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(maximum[row], real.max(axis=0), rtol=1e-5)
+
+
+def test_attention_pooling_gives_padding_no_weight():
+    values, mask = padded_sequence()
+    pooling = AttentionPooling(8)
+    pooled = np.asarray(pooling(values, mask=mask))
+    changed = values.copy()
+    changed[~mask] = 100.0  # only padded steps change
+    np.testing.assert_allclose(pooling(changed, mask=mask), pooled, rtol=1e-5)
+    assert not np.allclose(pooling(changed), pooled)  # without the mask they would count
+
+
+def test_caffe_preprocessing_matches_keras_applications():
+    images = RNG.random((2, 4, 4, 3)).astype("float32")
+    expected = keras.applications.vgg16.preprocess_input(images * 255.0)
+    np.testing.assert_allclose(CaffeImagePreprocessing()(images), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "layer, inputs",
+    [
+        (ConcatFusion(), vectors(3, 4)),
+        (WeightedSumFusion(modality_weights=[2, 1], learn_weights=True, units=6), vectors(3, 4)),
+        (ElementwiseProductFusion(units=5), vectors(3, 4)),
+        (ModalityProjection(7, activation="gelu", dropout=0.1, normalize=True), vectors(3)[0]),
+        (MaskedPooling("max"), padded_sequence()[0]),
+        (AttentionPooling(5), padded_sequence()[0]),
+        (CaffeImagePreprocessing(input_scale=255.0), RNG.random((1, 2, 2, 3)).astype("float32")),
+    ],
+    ids=lambda p: type(p).__name__ if isinstance(p, keras.layers.Layer) else "",
+)
+def test_layer_survives_a_keras_file_in_safe_mode(layer, inputs, tmp_path):
+    is_list = isinstance(inputs, list)
+    symbolic = [keras.Input(x.shape[1:]) for x in inputs] if is_list else keras.Input(inputs.shape[1:])
+    model = keras.Model(symbolic, layer(symbolic))
+    path = str(tmp_path / "layer.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    reloaded_layer = loaded.layers[-1]
+    assert type(reloaded_layer) is type(layer)
+    assert reloaded_layer.get_config() == layer.get_config()
+    np.testing.assert_allclose(loaded(inputs), model(inputs), rtol=1e-6)
