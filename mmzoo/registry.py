@@ -95,7 +95,7 @@ def build(name, compile=True, **kwargs):
     >>> sorted(model.input)
     ['image_input', 'text_input']
     """
-    model = get_entry(name).builder(**kwargs)
+    model = get_entry(name).builder(**{"name": name, **kwargs})
     if compile:
         model.compile(**model.default_compile_arguments())
     return model

@@ -20,8 +20,11 @@ TARGET_METRICS = {"binary": "accuracy", "multiclass": "accuracy", "regression": 
 
 
 def closest(word, choices):
-    """Up to three of ``choices`` that look like ``word``."""
-    return difflib.get_close_matches(str(word), list(choices), n=3, cutoff=0.5)
+    """Up to three of ``choices`` that contain ``word`` or look like it, best first."""
+    word = str(word)
+    containing = [c for c in choices if word in c]
+    similar = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+    return list(dict.fromkeys(containing + similar))[:3]
 
 
 def _bind_arguments(cls, args, kwargs):

@@ -1,0 +1,5 @@
+import sys
+
+from mmzoo.cli import main
+
+sys.exit(main())

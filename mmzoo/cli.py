@@ -1,0 +1,47 @@
+"""The ``mmzoo`` command line: ``mmzoo list [PATTERN]``, ``mmzoo info NAME``."""
+
+import argparse
+import sys
+
+
+def _list(args):
+    import mmzoo
+
+    for name in mmzoo.list_models(args.pattern):
+        print(f"{name:24s} {mmzoo.registry.get_entry(name).summary}")
+
+
+def _info(args):
+    import mmzoo
+
+    print(mmzoo.describe(args.name))
+    if args.summary:
+        print()
+        mmzoo.build(args.name).summary(expand_nested=False)
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="mmzoo", description="A Keras 3 multimodal model zoo.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="list the registered models")
+    listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*fusion*'")
+    listing.set_defaults(run=_list)
+    info = commands.add_parser("info", help="show a model's card (source, inputs, outputs, corrections)")
+    info.add_argument("name")
+    info.add_argument("--summary", action="store_true", help="also build the model and print its layers")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ValueError as error:
+        print(f"mmzoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
