@@ -42,7 +42,7 @@ def evaluate_loss(model, x, y):
     return model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
 
 
-def check_learns_a_batch(model, steps=25, batch_size=32, factor=0.9):
+def check_learns_a_batch(model, steps=40, batch_size=32, factor=0.9):
     """Training on one fixed batch (inputs and targets fixed: a learnable mapping) lowers its loss."""
     x, y = mmzoo.dummy_batch(model, batch_size=batch_size, seed=2)
     before = evaluate_loss(model, x, y)

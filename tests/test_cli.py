@@ -45,3 +45,13 @@ def test_python_dash_m_mmzoo_runs():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("attention_fusion")
+
+
+def test_readme_model_table_is_the_registry():
+    from pathlib import Path
+
+    from mmzoo.cli import model_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- models -->\n")[1].split("\n<!-- /models -->")[0]
+    assert table == model_table(), "README is stale: paste the output of `python -m mmzoo list --markdown`"

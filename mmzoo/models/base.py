@@ -188,3 +188,9 @@ def check_image_shape(name, value, minimum_size, channels=None):
             f"{minimum_size} and {expected}. Received: {name}={value!r}"
         )
     return shape
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from mmzoo.layers import ConcatFusion, MaskedPooling
-from mmzoo.models.base import MultimodalModel, check_positive_int, classifier, target_kind
+from mmzoo.models.base import MultimodalModel, check_bool, check_positive_int, classifier, target_kind
 from mmzoo.registry import register_model
 
 
@@ -150,8 +150,7 @@ class MHAFusionClassifier(MultimodalModel):
         _check_common_arguments(image_dim, text_length, units, num_classes)
         for key, value in [("vocab_size", vocab_size), ("num_heads", num_heads), ("key_dim", key_dim)]:
             check_positive_int(key, value)
-        if not isinstance(cross_modal, bool):
-            raise ValueError(f"`cross_modal` must be True or False. Received: cross_modal={cross_modal!r}")
+        check_bool("cross_modal", cross_modal)
         inputs = _token_inputs(image_dim, text_length)
         image = layers.Dense(units, activation="relu", name="image_dense")(inputs["image_input"])
         embedded, text = _lstm_text_branch(inputs["text_input"], vocab_size, units)
@@ -187,7 +186,7 @@ _TOKEN_CORRECTIONS = (
     source="003 program 1",
     task="binary classification from image and text features",
     corrections=(_SYNTHETIC_DATA_CORRECTION,),
-    test_config={"image_dim": 12, "text_dim": 6, "units": 8},
+    test_config={"image_dim": 32, "text_dim": 16, "units": 32},
 )
 def concat_fusion(**kwargs):
     """Image and text feature vectors, each through Dense(64), concatenated, sigmoid output."""
@@ -199,7 +198,7 @@ def concat_fusion(**kwargs):
     task="binary classification from image features and text tokens",
     corrections=_TOKEN_CORRECTIONS
     + ("`tf.sigmoid` was applied to a symbolic Keras tensor; an Activation('sigmoid') layer",),
-    test_config={"image_dim": 12, "text_length": 10, "vocab_size": 30, "units": 8},
+    test_config={"image_dim": 32, "text_length": 10, "vocab_size": 30, "units": 32},
 )
 def attention_fusion(**kwargs):
     """Image features and LSTM text tokens joined by a dot-product attention score."""
@@ -216,7 +215,7 @@ def attention_fusion(**kwargs):
         "padding was attended to; the token mask reaches MultiHeadAttention",
         "option `cross_modal=True`: the image features query the text tokens",
     ),
-    test_config={"image_dim": 12, "text_length": 10, "vocab_size": 30, "units": 8, "key_dim": 8},
+    test_config={"image_dim": 32, "text_length": 10, "vocab_size": 30, "units": 32, "key_dim": 8},
 )
 def mha_fusion(**kwargs):
     """Image features, LSTM text and multi-head attention over the tokens, concatenated."""

@@ -6,44 +6,17 @@ from keras import layers
 from mmzoo.layers import CaffeImagePreprocessing, MaskedPooling, ModalityProjection, WeightedSumFusion
 from mmzoo.models.base import (
     MultimodalModel,
+    check_bool,
     check_choice,
     check_image_shape,
     check_positive_int,
     classifier,
     target_kind,
 )
+from mmzoo.models.blocks import imagenet_backbone, stack_modalities, unstack_modalities
 from mmzoo.registry import register_model
 
 MODALITIES = ("image", "text", "audio")
-
-
-def _backbone(application, input_shape, weights, name):
-    """A keras.applications backbone, pooled; a failed weight download raises a clear error."""
-    try:
-        return application(include_top=False, weights=weights, input_shape=input_shape, pooling="avg", name=name)
-    except Exception as error:  # keras.utils.get_file raises a bare Exception when offline
-        if weights != "imagenet":
-            raise
-        raise RuntimeError(
-            f"Could not get the ImageNet weights of {application.__name__} ({error}). "
-            "They are downloaded on first use, which needs the network; offline, put the "
-            "weight file in ~/.keras/models/ or build with weights=None."
-        ) from error
-
-
-def _tokens(vectors):
-    """Stack ``(batch, width)`` vectors into a ``(batch, len(vectors), width)`` token sequence."""
-    width = vectors[0].shape[-1]
-    return layers.Concatenate(axis=1)([layers.Reshape((1, width))(v) for v in vectors])
-
-
-def _untokens(sequence, count):
-    """Split a ``(batch, count, width)`` sequence back into ``count`` vectors."""
-    width = sequence.shape[-1]
-    return [
-        layers.Reshape((width,))(layers.Cropping1D((index, count - 1 - index))(sequence))
-        for index in range(count)
-    ]
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -98,14 +71,15 @@ class PretrainedFusion(MultimodalModel):
                            ("num_heads", num_heads), ("num_classes", num_classes)]:
             check_positive_int(key, value)
         check_choice("weights", weights, (None, "imagenet"))
+        check_bool("freeze_backbones", freeze_backbones)
         inputs = {
             "image": keras.Input(input_shape, name="image"),
             "text": keras.Input((text_length,), dtype="int32", name="text"),
             "audio": keras.Input(audio_shape, name="audio"),
         }
-        vgg16 = _backbone(keras.applications.VGG16, input_shape, weights, "vgg16")
+        vgg16 = imagenet_backbone(keras.applications.VGG16, input_shape, weights, "vgg16")
         spectrogram_shape = audio_shape[:2] + (3,)
-        resnet50 = _backbone(keras.applications.ResNet50, spectrogram_shape, weights, "resnet50")
+        resnet50 = imagenet_backbone(keras.applications.ResNet50, spectrogram_shape, weights, "resnet50")
         vgg16.trainable = resnet50.trainable = not freeze_backbones
 
         image = vgg16(CaffeImagePreprocessing()(inputs["image"]))
@@ -119,14 +93,14 @@ class PretrainedFusion(MultimodalModel):
             ModalityProjection(projection_dim, normalize=True, name=f"{key}_projection")(encoded[key])
             for key in MODALITIES
         ]
-        tokens = _tokens(projected)
+        tokens = stack_modalities(projected)
         attended = layers.MultiHeadAttention(
             num_heads=num_heads, key_dim=max(1, projection_dim // num_heads), name="modality_attention"
         )(tokens, tokens)
         tokens = layers.LayerNormalization(name="attention_norm")(layers.Add()([tokens, attended]))
         fused = WeightedSumFusion(
             modality_weights=(0.5, 0.5, 0.5), learn_weights=True, name="weighted_fusion"
-        )(_untokens(tokens, len(MODALITIES)))
+        )(unstack_modalities(tokens, len(MODALITIES)))
         outputs = classifier(num_classes)(fused)
         super().__init__(
             inputs=inputs,

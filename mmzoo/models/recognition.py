@@ -1,0 +1,348 @@
+"""Document 004 §5.1-5.2: emotion recognition and face recognition from text, audio, image and video."""
+
+import keras
+from keras import layers
+
+from mmzoo.layers import AttentionPooling, ConcatFusion, MaskedPooling
+from mmzoo.models.base import MultimodalModel, check_choice, check_positive_int, classifier, target_kind
+from mmzoo.registry import register_model
+
+TEMPORAL_POOLING = ("mean", "max", "attention")
+
+
+def smallest_image_size(conv_filters):
+    """The smallest image side the CNN of :func:`image_encoder` accepts.
+
+    Each block is a valid 3x3 convolution; blocks after the first follow a 2x2
+    max pooling, so a side of ``s`` must survive ``s - 2``, ``// 2``, ``- 2``, ...
+    """
+    size = 3
+    for _ in conv_filters[1:]:
+        size = 2 * size + 2
+    return size
+
+
+def check_conv_filters(conv_filters):
+    valid = (
+        isinstance(conv_filters, (list, tuple))
+        and len(conv_filters) > 0
+        and all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in conv_filters)
+    )
+    if not valid:
+        raise ValueError(
+            "`conv_filters` must be a non-empty tuple of positive integers (filters of each "
+            f"3x3 convolution block). Received: conv_filters={conv_filters!r}"
+        )
+    return tuple(conv_filters)
+
+
+def check_image_arguments(image_height, image_width, image_channels, conv_filters):
+    """Validate the document's image size arguments against the CNN that reads them."""
+    conv_filters = check_conv_filters(conv_filters)
+    minimum = smallest_image_size(conv_filters)
+    for key, value in [("image_height", image_height), ("image_width", image_width)]:
+        check_positive_int(key, value)
+        if value < minimum:
+            raise ValueError(
+                f"`{key}` must be at least {minimum} for {len(conv_filters)} convolution "
+                f"block(s) (conv_filters={conv_filters}). Received: {key}={value!r}"
+            )
+    check_positive_int("image_channels", image_channels)
+    return conv_filters
+
+
+def check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units):
+    check_positive_int("mfcc_features_size", mfcc_features_size)
+    check_positive_int("audio_units", audio_units)
+    if mfcc_frames is not None:
+        check_positive_int("mfcc_frames", mfcc_frames)
+
+
+def check_text_arguments(sequence_length, vocabulary_size, embedding_size):
+    for key, value in [("sequence_length", sequence_length), ("vocabulary_size", vocabulary_size),
+                       ("embedding_size", embedding_size)]:
+        check_positive_int(key, value)
+    if vocabulary_size < 2:
+        raise ValueError(
+            "`vocabulary_size` must be at least 2 (id 0 is padding). "
+            f"Received: vocabulary_size={vocabulary_size!r}"
+        )
+
+
+def image_input(image_height, image_width, image_channels, name="image"):
+    return keras.Input((image_height, image_width, image_channels), name=name)
+
+
+def text_input(sequence_length, name="text"):
+    return keras.Input((sequence_length,), dtype="int32", name=name)
+
+
+def audio_input(mfcc_features_size, mfcc_frames, name="audio"):
+    shape = (mfcc_features_size,) if mfcc_frames is None else (mfcc_frames, mfcc_features_size)
+    return keras.Input(shape, name=name)
+
+
+def conv_blocks(conv_filters, name):
+    """The document's Conv2D(32, 3x3, relu), one per entry of ``conv_filters``, pooled to a vector.
+
+    Blocks after the first are preceded by 2x2 max pooling; global average pooling
+    turns the last feature map into a ``(batch, conv_filters[-1])`` vector.
+    """
+    stack = []
+    for index, filters in enumerate(conv_filters):
+        if index:
+            stack.append(layers.MaxPooling2D((2, 2), name=f"{name}_pool{index}"))
+        stack.append(layers.Conv2D(filters, (3, 3), activation="relu", name=f"{name}_conv{index + 1}"))
+    stack.append(layers.GlobalAveragePooling2D(name=f"{name}_global_pool"))
+    return stack
+
+
+def image_encoder(image, conv_filters, name="image"):
+    """``(batch, h, w, c)`` image -> ``(batch, conv_filters[-1])`` vector."""
+    x = image
+    for layer in conv_blocks(conv_filters, name):
+        x = layer(x)
+    return x
+
+
+def text_encoder(tokens, vocabulary_size, embedding_size, name="text"):
+    """Token ids (0 = padding) -> the mean of their embeddings over the real tokens."""
+    embedded = layers.Embedding(vocabulary_size, embedding_size, mask_zero=True, name=f"{name}_tokens")(tokens)
+    return MaskedPooling("mean", name=f"{name}_pool")(embedded)
+
+
+def audio_encoder(mfcc, audio_units, name="audio"):
+    """The document's Dense(128, relu) on an MFCC vector, or on each MFCC frame then averaged over time."""
+    x = layers.Dense(audio_units, activation="relu", name=f"{name}_dense")(mfcc)
+    if len(mfcc.shape) == 3:
+        x = MaskedPooling("mean", name=f"{name}_pool")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class EmotionRecognition(MultimodalModel):
+    """Text tokens, MFCC audio and a face image, each pooled to a vector, concatenated, softmax over emotions.
+
+    Document 004 §5.1: token embeddings (Embedding(vocabulary_size, embedding_size))
+    averaged over the real tokens (id 0 is padding); Dense(128, relu) on the MFCC
+    features; a Conv2D(32, 3x3) CNN on the face, averaged over space; the three
+    vectors concatenated and classified by a softmax over ``num_emotions`` (seven
+    basic emotions, 48x48 grey faces as in FER-2013, by default). Labels are integer
+    emotion ids. The document gives no values for its size names; those of its §3
+    (10 tokens, a 10000-word vocabulary, 128-wide embeddings and audio) are the defaults.
+
+    Args:
+        sequence_length: tokens per ``text`` sequence.
+        vocabulary_size: size of the token vocabulary (id 0 is padding).
+        embedding_size: width of the token embeddings.
+        mfcc_features_size: MFCC coefficients per audio frame.
+        mfcc_frames: None: ``audio`` is one MFCC vector per clip (the document's input);
+            an integer: ``audio`` is ``(mfcc_frames, mfcc_features_size)`` frames, each
+            through the Dense layer and then averaged over time.
+        image_height: height of the ``image`` (face) input.
+        image_width: width of the ``image`` input.
+        image_channels: channels of the ``image`` input (1: grey).
+        conv_filters: filters of each 3x3 convolution block of the image CNN; the document's
+            single Conv2D(32) by default. The last feature map is averaged into a vector.
+        audio_units: width of the document's audio Dense(128, relu).
+        num_emotions: emotion classes of the softmax output.
+
+    Example:
+    >>> import mmzoo
+    >>> model = mmzoo.build("emotion", mfcc_frames=20)
+    >>> x, y = mmzoo.dummy_batch(model, batch_size=2)
+    >>> {key: value.shape for key, value in sorted(x.items())}
+    {'audio': (2, 20, 128), 'image': (2, 48, 48, 1), 'text': (2, 10)}
+    >>> tuple(model.predict(x, verbose=0).shape)
+    (2, 7)
+    """
+
+    def __init__(
+        self,
+        sequence_length=10,
+        vocabulary_size=10000,
+        embedding_size=128,
+        mfcc_features_size=128,
+        mfcc_frames=None,
+        image_height=48,
+        image_width=48,
+        image_channels=1,
+        conv_filters=(32,),
+        audio_units=128,
+        num_emotions=7,
+        **kwargs,
+    ):
+        check_text_arguments(sequence_length, vocabulary_size, embedding_size)
+        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units)
+        conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
+        check_positive_int("num_emotions", num_emotions)
+        inputs = {
+            "text": text_input(sequence_length),
+            "audio": audio_input(mfcc_features_size, mfcc_frames),
+            "image": image_input(image_height, image_width, image_channels),
+        }
+        text = text_encoder(inputs["text"], vocabulary_size, embedding_size)
+        audio = audio_encoder(inputs["audio"], audio_units)
+        image = image_encoder(inputs["image"], conv_filters)
+        merged = ConcatFusion(name="merged_embedding")([text, audio, image])
+        outputs = classifier(num_emotions, name="emotion")(merged)
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            targets=target_kind(num_emotions),
+            token_ranges={"text": (1, vocabulary_size)},
+            **kwargs,
+        )
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class FaceRecognition(MultimodalModel):
+    """Face image, voice MFCC and a video clip fused into an identity embedding; softmax over identities.
+
+    Document 004 §5.2: a Conv2D(32, 3x3) CNN on the ``image``, averaged over space;
+    Dense(128, relu) on the ``audio`` MFCC; the ``video`` clip of ``frame_count``
+    frames goes through one per-frame CNN (the same weights for every frame, by
+    ``TimeDistributed``) and the frame vectors are pooled over time. The three
+    vectors are concatenated and projected to an ``embedding_dim`` identity vector,
+    which feeds the softmax over ``num_faces`` (output ``face``, integer labels) and,
+    L2-normalised, is the ``embedding`` output for verification (compare two faces by
+    the dot product of their embeddings; it has no target of its own). The document
+    gives no sizes; 64x64 RGB faces and 16-frame clips are the defaults.
+
+    Args:
+        image_height: height of the ``image`` input and of each video frame.
+        image_width: width of the ``image`` input and of each video frame.
+        image_channels: channels of the ``image`` input and of each video frame.
+        frame_count: frames per ``video`` clip.
+        mfcc_features_size: MFCC coefficients per audio frame.
+        mfcc_frames: None: ``audio`` is one MFCC vector per clip (the document's input);
+            an integer: ``audio`` is ``(mfcc_frames, mfcc_features_size)`` frames, each
+            through the Dense layer and then averaged over time.
+        conv_filters: filters of each 3x3 convolution block of the image CNN and of the
+            per-frame CNN; the document's single Conv2D(32) by default.
+        audio_units: width of the document's audio Dense(128, relu).
+        temporal_pooling: how the frame vectors become one: ``"mean"``, ``"max"`` or
+            ``"attention"`` (learned weights over frames).
+        embedding_dim: width of the identity embedding.
+        num_faces: identities of the softmax output.
+
+    Example:
+    >>> import mmzoo
+    >>> model = mmzoo.build("face_recognition", image_height=16, image_width=16, frame_count=4)
+    >>> x, y = mmzoo.dummy_batch(model, batch_size=2)
+    >>> x["video"].shape, sorted(y)
+    ((2, 4, 16, 16, 3), ['face'])
+    >>> outputs = model.predict(x, verbose=0)
+    >>> outputs["face"].shape, outputs["embedding"].shape
+    ((2, 10), (2, 128))
+    """
+
+    def __init__(
+        self,
+        image_height=64,
+        image_width=64,
+        image_channels=3,
+        frame_count=16,
+        mfcc_features_size=128,
+        mfcc_frames=None,
+        conv_filters=(32,),
+        audio_units=128,
+        temporal_pooling="mean",
+        embedding_dim=128,
+        num_faces=10,
+        **kwargs,
+    ):
+        conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
+        check_positive_int("frame_count", frame_count)
+        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units)
+        check_choice("temporal_pooling", temporal_pooling, TEMPORAL_POOLING)
+        check_positive_int("embedding_dim", embedding_dim)
+        check_positive_int("num_faces", num_faces)
+        frame_shape = (image_height, image_width, image_channels)
+        inputs = {
+            "image": image_input(*frame_shape),
+            "audio": audio_input(mfcc_features_size, mfcc_frames),
+            "video": keras.Input((frame_count,) + frame_shape, name="video"),
+        }
+        image = image_encoder(inputs["image"], conv_filters)
+        audio = audio_encoder(inputs["audio"], audio_units)
+        frame_cnn = keras.Sequential(conv_blocks(conv_filters, "frame"), name="frame_cnn")
+        frames = layers.TimeDistributed(frame_cnn, name="per_frame_cnn")(inputs["video"])
+        if temporal_pooling == "attention":
+            video = AttentionPooling(conv_filters[-1], name="temporal_pool")(frames)
+        else:
+            video = MaskedPooling(temporal_pooling, name="temporal_pool")(frames)
+        merged = ConcatFusion(name="merged_embedding")([image, audio, video])
+        identity = layers.Dense(embedding_dim, name="identity")(merged)
+        outputs = {
+            "face": classifier(num_faces, name="face")(identity),
+            "embedding": layers.UnitNormalization(name="embedding", dtype="float32")(identity),
+        }
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            targets={"face": target_kind(num_faces), "embedding": None},
+            **kwargs,
+        )
+
+
+_POOLING_CORRECTION = "{what} concatenated with 2-D vectors; every branch is pooled to a vector first"
+_EMBEDDING_CORRECTION = (
+    "the 3-D token embeddings were concatenated as they were; they are averaged over "
+    "the real tokens (id 0 is padding, masked)"
+)
+_LABEL_CORRECTION = (
+    "categorical cross-entropy on one-hot labels that were never made; integer labels "
+    "with sparse categorical cross-entropy"
+)
+_UNDEFINED_CORRECTION = (
+    "{names} were undefined; they are arguments (document 004 §3's sizes where it has them)"
+)
+
+
+@register_model(
+    source="004 §5.1",
+    task="emotion classification from text, voice and a face image",
+    corrections=(
+        _POOLING_CORRECTION.format(what="the 4-D Conv2D feature map was"),
+        _EMBEDDING_CORRECTION,
+        _LABEL_CORRECTION,
+        _UNDEFINED_CORRECTION.format(
+            names="`sequence_length`, `vocabulary_size`, `embedding_size`, `mfcc_features_size`, "
+            "the image size and `num_emotions`"
+        ),
+        "option `mfcc_frames`: audio as a sequence of MFCC frames, averaged over time after the Dense layer",
+    ),
+    test_config={
+        "sequence_length": 6, "vocabulary_size": 30, "embedding_size": 8, "mfcc_features_size": 64,
+        "image_height": 12, "image_width": 12, "conv_filters": (4, 8), "audio_units": 64, "num_emotions": 3,
+    },
+)
+def emotion(**kwargs):
+    """Emotion recognition: text, MFCC audio and a face, pooled, concatenated, softmax over 7 emotions."""
+    return EmotionRecognition(**kwargs)
+
+
+@register_model(
+    source="004 §5.2",
+    task="face identification (softmax) and verification (L2-normalised embedding) from image, voice and video",
+    corrections=(
+        _POOLING_CORRECTION.format(what="the 4-D image and 5-D video feature maps were"),
+        "the 5-D video went through Conv2D; one per-frame CNN (TimeDistributed, shared "
+        "weights) and pooling over time",
+        "optical flow, named in the text, is not computed; the per-frame CNN sees the raw frames",
+        _LABEL_CORRECTION,
+        "an L2-normalised identity `embedding` output is added for verification (no target)",
+        _UNDEFINED_CORRECTION.format(
+            names="the image size, `frame_count`, `mfcc_features_size` and `num_faces`"
+        ),
+    ),
+    test_config={
+        "image_height": 10, "image_width": 10, "frame_count": 3, "mfcc_features_size": 64,
+        "conv_filters": (4, 8), "audio_units": 64, "temporal_pooling": "attention", "embedding_dim": 16,
+        "num_faces": 4,
+    },
+)
+def face_recognition(**kwargs):
+    """Face recognition: face image, voice MFCC and per-frame CNN video fused; softmax plus L2 embedding."""
+    return FaceRecognition(**kwargs)
