@@ -5,6 +5,8 @@ import math
 import keras
 from keras import layers, ops
 
+from mmzoo.validation import check_positive_number
+
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class LogitScale(layers.Layer):
@@ -29,9 +31,8 @@ class LogitScale(layers.Layer):
     def __init__(self, initial_scale=1 / 0.07, max_scale=100.0, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        for key, value in [("initial_scale", initial_scale), ("max_scale", max_scale)]:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"`{key}` must be a positive finite number. Received: {key}={value!r}")
+        check_positive_number("initial_scale", initial_scale)
+        check_positive_number("max_scale", max_scale)
         self.initial_scale = float(initial_scale)
         self.max_scale = float(max_scale)
 

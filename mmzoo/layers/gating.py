@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from mmzoo.layers.fusion import _ProjectingFusion
+from mmzoo.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -34,10 +35,7 @@ class ModalityGating(_ProjectingFusion):
 
     def __init__(self, hidden_units=128, units=None, **kwargs):
         super().__init__(units=units, **kwargs)
-        if isinstance(hidden_units, bool) or not isinstance(hidden_units, int) or hidden_units <= 0:
-            raise ValueError(
-                f"`hidden_units` must be a positive integer. Received: hidden_units={hidden_units!r}"
-            )
+        check_positive_int("hidden_units", hidden_units)
         self.hidden_units = hidden_units
         self.policy_hidden = layers.Dense(hidden_units, activation="relu", name="policy_hidden")
         self.policy_logits = None

@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from mmzoo.validation import check_bool, check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class GraphMessagePassing(layers.Layer):
@@ -37,12 +39,8 @@ class GraphMessagePassing(layers.Layer):
 
     def __init__(self, units, activation="relu", learn_adjacency=False, use_bias=True, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
-        if not isinstance(learn_adjacency, bool):
-            raise ValueError(
-                f"`learn_adjacency` must be True or False. Received: learn_adjacency={learn_adjacency!r}"
-            )
+        check_positive_int("units", units)
+        check_bool("learn_adjacency", learn_adjacency)
         self.units = units
         self.activation = keras.activations.get(activation)
         self.learn_adjacency = learn_adjacency

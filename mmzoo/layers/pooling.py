@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from mmzoo.validation import check_choice, check_positive_int
+
 
 def _float_mask(inputs, mask):
     """``(batch, time, 1)`` float mask, all ones when there is no mask."""
@@ -31,8 +33,7 @@ class MaskedPooling(layers.Layer):
 
     def __init__(self, mode="mean", **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("mean", "max"):
-            raise ValueError(f"`mode` must be 'mean' or 'max'. Received: mode={mode!r}")
+        check_choice("mode", mode, ("mean", "max"))
         self.mode = mode
         self.supports_masking = True
 
@@ -70,8 +71,7 @@ class AttentionPooling(layers.Layer):
 
     def __init__(self, units=64, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units <= 0:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
+        check_positive_int("units", units)
         self.units = units
         self.supports_masking = True
         self.hidden = layers.Dense(units, activation="tanh", name="hidden")

@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from mmzoo.validation import check_positive_int, check_rate
+
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class ModalityProjection(layers.Layer):
@@ -21,10 +23,8 @@ class ModalityProjection(layers.Layer):
 
     def __init__(self, units, activation="relu", dropout=0.0, normalize=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units <= 0:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+        check_positive_int("units", units)
+        check_rate("dropout", dropout)
         self.units = units
         self.activation = activation
         self.dropout = dropout

@@ -6,6 +6,17 @@ import inspect
 import keras
 from keras import layers
 
+# The argument checks live in mmzoo.validation; model files import them from here.
+from mmzoo.validation import (  # noqa: F401
+    check_bool,
+    check_choice,
+    check_image_shape,
+    check_positive_int,
+    check_positive_number,
+    check_rate,
+    check_shape,
+)
+
 # Keyword arguments a model passes through to `keras.Model`.
 _KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
 
@@ -141,56 +152,3 @@ def classifier(num_classes, name="output"):
 def target_kind(num_classes):
     """The ``targets`` kind of a :func:`classifier` output."""
     return "binary" if num_classes == 1 else "multiclass"
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return value
-
-
-def check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")
-    return value
-
-
-def check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(map(repr, choices))}. Received: {name}={value!r}"
-        )
-    return value
-
-
-def check_shape(name, value, rank, minimum=1):
-    """A tuple of ``rank`` integers, each at least ``minimum``."""
-    valid = (
-        isinstance(value, (list, tuple))
-        and len(value) == rank
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
-    )
-    if not valid:
-        raise ValueError(
-            f"`{name}` must be a tuple of {rank} integers, each at least {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return tuple(value)
-
-
-def check_image_shape(name, value, minimum_size, channels=None):
-    """An (height, width, channels) tuple: sides at least ``minimum_size``, channels as given."""
-    shape = check_shape(name, value, rank=3)
-    if min(shape[:2]) < minimum_size or (channels is not None and shape[2] != channels):
-        expected = f"{channels} channels" if channels is not None else "any channels"
-        raise ValueError(
-            f"`{name}` must be (height, width, channels) with height and width at least "
-            f"{minimum_size} and {expected}. Received: {name}={value!r}"
-        )
-    return shape
-
-
-def check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value

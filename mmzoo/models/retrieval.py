@@ -1,13 +1,12 @@
 """Document 004 §5.3: cross-modal retrieval in one L2-normalised embedding space, trained contrastively."""
 
 import itertools
-import math
 
 import keras
 from keras import layers, ops
 
 from mmzoo.layers import LogitScale
-from mmzoo.models.base import MultimodalModel, check_positive_int
+from mmzoo.models.base import MultimodalModel, check_positive_int, check_positive_number
 from mmzoo.models.recognition import (
     audio_encoder,
     audio_input,
@@ -129,9 +128,8 @@ class CrossModalRetrieval(MultimodalModel):
         check_text_arguments(sequence_length, vocabulary_size, embedding_size)
         check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units)
         check_positive_int("embedding_dim", embedding_dim)
-        for key, value in [("initial_temperature", initial_temperature), ("max_logit_scale", max_logit_scale)]:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"`{key}` must be a positive finite number. Received: {key}={value!r}")
+        check_positive_number("initial_temperature", initial_temperature)
+        check_positive_number("max_logit_scale", max_logit_scale)
         if 1.0 / initial_temperature > max_logit_scale:
             raise ValueError(
                 "`initial_temperature` must be at least 1 / max_logit_scale "
