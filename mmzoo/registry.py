@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from mmzoo.models.base import closest
+from mmzoo.validation import closest
 
 _REGISTRY = {}
 
@@ -125,7 +125,8 @@ class ModelCard:
         return "\n".join(lines)
 
 
-def _tensor_specs(structure, default_key):
+def tensor_specs(structure, default_key="input"):
+    """``{name: (shape without batch, dtype)}`` of a model's inputs or outputs (``model.input``)."""
     if not isinstance(structure, dict):
         structure = {default_key: structure}
     return {key: (tuple(t.shape[1:]), str(t.dtype)) for key, t in structure.items()}
@@ -142,8 +143,8 @@ def describe(name):
         summary=entry.summary,
         source=entry.source,
         task=entry.task,
-        inputs=_tensor_specs(model.input, "input"),
-        outputs=_tensor_specs(model.output, "output"),
+        inputs=tensor_specs(model.input, "input"),
+        outputs=tensor_specs(model.output, "output"),
         defaults=defaults,
         corrections=entry.corrections,
     )
@@ -186,7 +187,7 @@ def dummy_batch(name_or_model, batch_size=2, seed=0):
     token_ranges = getattr(model, "token_ranges", {})
     inputs = {
         key: _random_input(rng, (batch_size,) + shape, dtype, token_ranges.get(key))
-        for key, (shape, dtype) in _tensor_specs(model.input, "input").items()
+        for key, (shape, dtype) in tensor_specs(model.input, "input").items()
     }
     targets = model.targets
     if not isinstance(targets, dict):

@@ -4,7 +4,16 @@ Each returns the value (normalised where it says so) or raises ``ValueError`` na
 the argument, what is allowed and what was received.
 """
 
+import difflib
 import math
+
+
+def closest(word, choices):
+    """Up to three of ``choices`` that contain ``word`` or look like it, best first."""
+    word = str(word)
+    containing = [c for c in choices if word in c]
+    similar = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+    return list(dict.fromkeys(containing + similar))[:3]
 
 
 def check_positive_int(name, value):

@@ -80,3 +80,14 @@ def check_saved_model_round_trip(model, directory):
     served = tf.saved_model.load(path)
     x, _ = mmzoo.dummy_batch(model, batch_size=5, seed=5)
     assert_outputs_close(model(x, training=False), served.serve(x))
+
+
+def check_learns_the_embedded_data(model, epochs=3, n=256, factor=0.95):
+    """A few epochs on the embedded dataset lower the loss on its validation split."""
+    from mmzoo.data import synthetic
+
+    validation = synthetic(model, n=128, split="validation", batch_size=64)
+    before = model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    model.fit(synthetic(model, n=n, batch_size=32), epochs=epochs, verbose=0)
+    after = model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    assert after < factor * before, f"validation loss went from {before:.4f} to {after:.4f}"

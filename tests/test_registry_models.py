@@ -10,6 +10,7 @@ from helpers import (
     check_forward,
     check_keras_file_round_trip,
     check_learns_a_batch,
+    check_learns_the_embedded_data,
     check_saved_model_round_trip,
 )
 
@@ -47,6 +48,11 @@ def test_one_train_step_has_finite_loss(name):
 @pytest.mark.parametrize("name", models())
 def test_learns_a_fixed_batch(name):
     check_learns_a_batch(build_small(name))
+
+
+@pytest.mark.parametrize("name", models())
+def test_learns_the_embedded_data(name):
+    check_learns_the_embedded_data(build_small(name))
 
 
 @pytest.mark.parametrize("name", models())

@@ -1,6 +1,5 @@
 """The base class of every mmzoo model, and the argument checks the builders share."""
 
-import difflib
 import inspect
 
 import keras
@@ -8,6 +7,7 @@ from keras import layers
 
 # The argument checks live in mmzoo.validation; model files import them from here.
 from mmzoo.validation import (  # noqa: F401
+    closest,
     check_bool,
     check_choice,
     check_image_shape,
@@ -28,14 +28,6 @@ TARGET_LOSSES = {
     "regression": "mean_squared_error",  # floats shaped like the output
 }
 TARGET_METRICS = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
-
-
-def closest(word, choices):
-    """Up to three of ``choices`` that contain ``word`` or look like it, best first."""
-    word = str(word)
-    containing = [c for c in choices if word in c]
-    similar = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
-    return list(dict.fromkeys(containing + similar))[:3]
 
 
 def _bind_arguments(cls, args, kwargs):

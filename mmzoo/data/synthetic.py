@@ -1,0 +1,330 @@
+"""The embedded dataset: a small learnable multimodal world, generated in seconds, no files or network.
+
+Every example has a latent class. Each modality shows its own *view* of it: the true
+class with probability ``reliability``, otherwise a class drawn at random, and renders
+that view with noise:
+
+- images: a shape (square, disk, bar, column) whose colour (or grey level), kind and
+  position depend on the class, on a noisy background;
+- token sequences: words from a block of the vocabulary that belongs to the class, mixed
+  with random words, then padding (id 0);
+- audio: a tone (with a slight chirp) at a class-dependent pitch, turned into the
+  features the model takes: a log-spectrum vector, frames of log-spectra, or a
+  spectrogram image;
+- video: a blob moving in a class-dependent direction;
+- other feature vectors: a class prototype plus noise.
+
+Because the views are corrupted independently, every modality is informative but
+degraded, and a model that fuses them beats any single one. The same seed gives the
+same data; the splits use independent random streams, so they never share examples.
+"""
+
+import zlib
+
+import numpy as np
+
+from mmzoo.registry import build, tensor_specs
+from mmzoo.validation import check_choice, check_positive_int
+
+SPLITS = ("train", "validation", "test")
+SAMPLE_RATE = 8000
+CLIP_SAMPLES = 2048
+DEFAULT_CLASSES = 10  # the latent classes of models without a classification output
+RETRIEVAL_CLASSES = 64  # many concepts, so that retrieval has to find the right one
+PALETTE = np.array(
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]],
+    dtype=np.float32,
+)
+MAX_CHUNK_ELEMENTS = 2**23  # floats generated at once (32 MiB)
+
+
+def _stable_seed(*parts):
+    """A seed from strings and integers that does not change between Python runs."""
+    return [zlib.crc32(str(part).encode()) for part in parts]
+
+
+def _modality(key, shape, dtype):
+    """Which renderer draws an input, from its name, rank and dtype."""
+    name = key.lower()
+    if "int" in dtype:
+        return "tokens"
+    if "video" in name and len(shape) == 4:
+        return "video"
+    if "audio" in name:
+        return "audio"
+    if len(shape) == 3:
+        return "image"
+    return "vector"
+
+
+# --- renderers: (views (n,), shape, rng, classes, fixed) -> (n, *shape) arrays -------------
+
+
+def _render_image(views, shape, rng, classes, fixed):
+    height, width, channels = shape
+    n = len(views)
+    rows = np.arange(height, dtype=np.float32)[None, :, None] / height
+    cols = np.arange(width, dtype=np.float32)[None, None, :] / width
+    quadrant = (views // 32) % 4
+    centre_r = (0.3 + 0.4 * (quadrant // 2) + rng.uniform(-0.05, 0.05, n)).astype(np.float32)[:, None, None]
+    centre_c = (0.3 + 0.4 * (quadrant % 2) + rng.uniform(-0.05, 0.05, n)).astype(np.float32)[:, None, None]
+    dr, dc = np.abs(rows - centre_r), np.abs(cols - centre_c)
+    masks = np.stack([
+        (dr < 0.18) & (dc < 0.18),  # square
+        dr**2 + dc**2 < 0.2**2,  # disk
+        (dr < 0.07) & (dc < 0.25),  # bar
+        (dr < 0.25) & (dc < 0.07),  # column
+    ])
+    mask = masks[(views + views // 8) % 4, np.arange(n)].astype(np.float32)[..., None]
+    colour = _colour(views, channels)[:, None, None, :]
+    background = rng.uniform(0.0, 0.35, size=(n, height, width, channels)).astype(np.float32)
+    return np.clip(background * (1 - mask) + colour * mask + rng.normal(0, 0.08, background.shape), 0, 1)
+
+
+def _colour(indices, channels):
+    """A palette colour per index; with other than 3 channels, one of 8 grey levels."""
+    if channels == 3:
+        return PALETTE[indices % len(PALETTE)] * 0.6 + 0.4
+    spread = (3 * indices) % len(PALETTE)  # neighbouring classes get distant grey levels
+    grey = 0.4 + 0.6 * spread.astype(np.float32) / (len(PALETTE) - 1)
+    return np.repeat(grey[:, None], channels, axis=-1)
+
+
+def _render_video(views, shape, rng, classes, fixed):
+    frames, height, width, channels = shape
+    n = len(views)
+    angle = 2 * np.pi * (views % 8) / 8
+    t = np.linspace(-0.3, 0.3, frames, dtype=np.float32)[None, :, None, None]
+    centre_r = 0.5 + t * np.sin(angle)[:, None, None, None]
+    centre_c = 0.5 + t * np.cos(angle)[:, None, None, None]
+    rows = np.arange(height, dtype=np.float32)[None, None, :, None] / height
+    cols = np.arange(width, dtype=np.float32)[None, None, None, :] / width
+    mask = ((rows - centre_r) ** 2 + (cols - centre_c) ** 2 < 0.15**2).astype(np.float32)[..., None]
+    colour = _colour(views // 8 + views, channels)[:, None, None, None, :]
+    noise = rng.uniform(0, 0.3, size=(n, frames, height, width, channels)).astype(np.float32)
+    return np.clip(noise * (1 - mask) + colour * mask, 0, 1)
+
+
+def _render_tokens(views, shape, rng, classes, fixed, vocabulary):
+    (length,) = shape
+    low, high = vocabulary
+    span = max(1, high - low)
+    block = max(1, min(20, span // max(classes, 1)))
+    n = len(views)
+    class_words = low + (views[:, None] * block + rng.integers(0, block, size=(n, length))) % span
+    random_words = rng.integers(low, high, size=(n, length))
+    tokens = np.where(rng.random((n, length)) < 0.6, class_words, random_words)
+    lengths = rng.integers(max(1, length // 2), length + 1, size=n)
+    tokens[np.arange(length)[None, :] >= lengths[:, None]] = 0
+    return tokens.astype(np.int32)
+
+
+def _tones(views, rng, classes):
+    """A tone per example at a pitch set by its view, log-spaced over four octaves, with noise."""
+    n = len(views)
+    frequency = 150.0 * 2.0 ** (4.0 * views / max(classes, 1)) * rng.uniform(0.97, 1.03, n)
+    t = np.arange(CLIP_SAMPLES, dtype=np.float32)[None, :] / SAMPLE_RATE
+    phase = 2 * np.pi * (frequency[:, None] * t + 20.0 * t**2)  # a slight upward chirp
+    return (np.sin(phase) + rng.normal(0, 0.5, size=(n, CLIP_SAMPLES))).astype(np.float32)
+
+
+def _log_spectra(waves, frames, bins):
+    """``(n, frames, bins)`` log-magnitude spectra of ``frames`` windows, pooled into ``bins`` bands."""
+    window = 256
+    starts = np.linspace(0, waves.shape[1] - window, frames).astype(int)
+    segments = np.stack([waves[:, s : s + window] for s in starts], axis=1) * np.hanning(window)
+    spectrum = np.abs(np.fft.rfft(segments, axis=-1))[..., 1:]
+    edges = np.linspace(0, spectrum.shape[-1], bins + 1).astype(int)
+    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
+    pooled = np.stack(
+        [spectrum[..., a : min(b, spectrum.shape[-1])].mean(-1) for a, b in zip(edges[:-1], edges[1:])], -1
+    )
+    return np.log1p(pooled).astype(np.float32)
+
+
+def _render_audio(views, shape, rng, classes, fixed):
+    waves = _tones(views, rng, classes)
+    if len(shape) == 1:
+        features = _log_spectra(waves, 1, shape[0])[:, 0]
+    elif len(shape) == 2:
+        features = _log_spectra(waves, shape[0], shape[1])
+    else:  # a spectrogram image (bins, frames, channels), low frequencies at the bottom
+        spectra = _log_spectra(waves, shape[1], shape[0])
+        image = np.flip(np.transpose(spectra, (0, 2, 1)), axis=1)
+        return np.repeat((image / max(image.max(), 1e-6))[..., None], shape[2], axis=-1)
+    axes = tuple(range(1, features.ndim))
+    mean, std = features.mean(axis=axes, keepdims=True), features.std(axis=axes, keepdims=True)
+    return (features - mean) / (std + 1e-6)
+
+
+def _render_vector(views, shape, rng, classes, fixed):
+    prototypes = fixed.normal(size=(classes,) + tuple(shape)).astype(np.float32)
+    return prototypes[views] + rng.normal(0, 1.0, size=(len(views),) + tuple(shape)).astype(np.float32)
+
+
+RENDERERS = {
+    "image": _render_image,
+    "video": _render_video,
+    "audio": _render_audio,
+    "vector": _render_vector,
+}
+
+
+# --- targets ----------------------------------------------------------------------------
+
+
+def _class_count(kind, output_shape):
+    return 2 if kind == "binary" else output_shape[-1]
+
+
+def _label_plan(model):
+    """How each targeted output reads the latent class, and how many latent classes there are.
+
+    Per-modality heads (outputs named like an input, as in MIMO) and metric-only
+    outputs share one label; other classification outputs (tasks) are independent
+    digits of the latent class. Regression outputs regress a class prototype.
+    """
+    targets = model.targets
+    outputs = model.output if isinstance(model.output, dict) else {"output": model.output}
+    if not isinstance(targets, dict):
+        targets = {"output": targets}
+    input_keys = set(tensor_specs(model.input, "input"))
+    metric_only = set(getattr(model, "metric_only_outputs", ()))
+    shared, independent, regression = [], [], []
+    for key, kind in targets.items():
+        if kind == "regression":
+            regression.append(key)
+        elif kind is not None:
+            (shared if key in input_keys or key in metric_only else independent).append(key)
+    radix = {key: _class_count(targets[key], outputs[key].shape) for key in shared + independent}
+    plan = {}
+    stride = 1
+    if shared:
+        for key in shared:
+            plan[key] = (targets[key], stride, radix[shared[0]])
+        stride *= radix[shared[0]]
+    for key in independent:
+        plan[key] = (targets[key], stride, radix[key])
+        stride *= radix[key]
+    if not plan:
+        stride = RETRIEVAL_CLASSES if not regression else DEFAULT_CLASSES
+    for key in regression:
+        plan[key] = ("regression", None, tuple(outputs[key].shape[1:]))
+    return plan, stride, not isinstance(model.targets, dict)
+
+
+def _targets(plan, single_output, labels, fixed_rngs):
+    y = {}
+    for key, (kind, stride, size) in plan.items():
+        if kind == "regression":
+            prototypes = fixed_rngs[key].normal(size=(labels.max() + 1,) + size).astype(np.float32)
+            y[key] = prototypes[labels]
+        else:
+            digit = (labels // stride) % size
+            y[key] = digit.astype(np.float32)[:, None] if kind == "binary" else digit.astype(np.int32)
+    if not y:
+        return None
+    return y["output"] if single_output else y
+
+
+# --- the dataset -------------------------------------------------------------------------
+
+
+def _model_of(name_or_model):
+    if isinstance(name_or_model, str):
+        return build(name_or_model, compile=False)
+    if not hasattr(name_or_model, "targets"):
+        raise ValueError(
+            "`name_or_model` must be a registered model name or a model built by mmzoo. "
+            f"Received: {type(name_or_model).__name__}"
+        )
+    return name_or_model
+
+
+def _check_dropped(drop_modalities, specs):
+    dropped = tuple(drop_modalities)
+    unknown = [key for key in dropped if key not in specs]
+    if unknown:
+        raise ValueError(
+            f"Cannot drop {unknown}: the model's inputs are {sorted(specs)}. "
+            f"Received: drop_modalities={dropped!r}"
+        )
+    return dropped
+
+
+def synthetic_arrays(name_or_model, n=1024, split="train", seed=0, drop_modalities=(), reliability=0.75):
+    """The embedded dataset as NumPy arrays ``(inputs, targets)``; see :func:`synthetic`."""
+    model = _model_of(name_or_model)
+    check_positive_int("n", n)
+    check_choice("split", split, SPLITS)
+    if not 0 < reliability <= 1:
+        raise ValueError(f"`reliability` must be in (0, 1]. Received: reliability={reliability!r}")
+    specs = tensor_specs(model.input, "input")
+    dropped = _check_dropped(drop_modalities, specs)
+    plan, classes, single_output = _label_plan(model)
+    rng = np.random.default_rng(_stable_seed(seed, split, "examples"))
+    labels = rng.integers(0, classes, size=n)
+    inputs = {}
+    for key, (shape, dtype) in specs.items():
+        views = np.where(rng.random(n) < reliability, labels, rng.integers(0, classes, size=n))
+        fixed = np.random.default_rng(_stable_seed(seed, key, "prototypes"))
+        modality = _modality(key, shape, dtype)
+        if modality == "tokens":
+            vocabulary = model.token_ranges.get(key, (1, 2))
+            values = _render_tokens(views, shape, rng, classes, fixed, vocabulary)
+        else:
+            values = _render_in_chunks(RENDERERS[modality], views, shape, rng, classes, fixed)
+        inputs[key] = np.zeros_like(values) if key in dropped else values.astype(dtype)
+    fixed_rngs = {key: np.random.default_rng(_stable_seed(seed, key, "targets")) for key in plan}
+    return inputs, _targets(plan, single_output, labels, fixed_rngs)
+
+
+def _render_in_chunks(render, views, shape, rng, classes, fixed):
+    chunk = max(1, MAX_CHUNK_ELEMENTS // int(np.prod(shape)))
+    parts = [render(views[i : i + chunk], shape, rng, classes, fixed) for i in range(0, len(views), chunk)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def synthetic(
+    name_or_model,
+    n=1024,
+    split="train",
+    seed=0,
+    drop_modalities=(),
+    batch_size=None,
+    shuffle=None,
+    reliability=0.75,
+):
+    """The embedded dataset for a model: a ``tf.data.Dataset`` of ``(inputs, targets)``.
+
+    Shaped for any registered model's inputs and outputs: binary and multi-class
+    labels, multi-task dicts, regression targets; for models without targets
+    (retrieval) the elements are the inputs alone, matching examples across
+    modalities sharing one concept.
+
+    Args:
+        name_or_model: a registered name (its default shapes) or a built mmzoo model.
+        n: number of examples.
+        split: ``"train"``, ``"validation"`` or ``"test"``; splits never share examples.
+        seed: the same seed gives the same data.
+        drop_modalities: input names to zero-fill (ablations, missing-modality tests).
+        batch_size: if given, the dataset is batched and prefetched.
+        shuffle: shuffle each epoch (default: for the training split only).
+        reliability: the probability that a modality shows the example's true class.
+
+    Example:
+    >>> import mmzoo
+    >>> from mmzoo.data import synthetic
+    >>> model = mmzoo.build("attention_fusion")
+    >>> history = model.fit(synthetic(model, n=256, batch_size=32), epochs=1, verbose=0)
+    """
+    import tensorflow as tf
+
+    x, y = synthetic_arrays(name_or_model, n, split, seed, drop_modalities, reliability)
+    dataset = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+    if shuffle if shuffle is not None else split == "train":
+        dataset = dataset.shuffle(min(n, 4096), seed=seed, reshuffle_each_iteration=True)
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
+        dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset
