@@ -129,3 +129,14 @@ def test_fusing_three_modalities_beats_any_single_one():
     singles = {keep: _accuracy(tuple(k for k in inputs if k != keep)) for keep in inputs}
     assert all(accuracy > 0.5 for accuracy in singles.values()), singles  # chance: 1/3
     assert fused >= max(singles.values()) + 0.03, (fused, singles)
+
+
+def test_every_exported_data_name_is_what_it_says():
+    import types
+
+    import mmzoo.data
+
+    for name in mmzoo.data.__all__:
+        value = getattr(mmzoo.data, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert value.__name__ == name, name

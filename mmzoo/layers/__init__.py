@@ -1,6 +1,10 @@
-"""Serializable layers shared by the models of the zoo."""
+"""Serializable layers shared by the models of the zoo (keras.layers and keras.ops only)."""
 
+from mmzoo.layers.audio import MFCC, LogMelSpectrogram, SpecAugment
+from mmzoo.layers.contrastive import LogitScale
 from mmzoo.layers.fusion import ConcatFusion, ElementwiseProductFusion, WeightedSumFusion
+from mmzoo.layers.gating import ModalityGating
+from mmzoo.layers.graph import GraphMessagePassing
 from mmzoo.layers.pooling import AttentionPooling, MaskedPooling
 from mmzoo.layers.preprocessing import CaffeImagePreprocessing
 from mmzoo.layers.projection import ModalityProjection
@@ -10,16 +14,13 @@ __all__ = [
     "CaffeImagePreprocessing",
     "ConcatFusion",
     "ElementwiseProductFusion",
+    "GraphMessagePassing",
+    "LogMelSpectrogram",
+    "LogitScale",
+    "MFCC",
     "MaskedPooling",
+    "ModalityGating",
     "ModalityProjection",
+    "SpecAugment",
     "WeightedSumFusion",
 ]
-
-from mmzoo.layers.gating import ModalityGating  # noqa: E402
-from mmzoo.layers.graph import GraphMessagePassing  # noqa: E402
-
-__all__ += ["GraphMessagePassing", "ModalityGating"]
-
-from mmzoo.layers.contrastive import LogitScale  # noqa: E402
-
-__all__ += ["LogitScale"]
