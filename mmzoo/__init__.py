@@ -10,12 +10,36 @@ __version__ = "0.1.0"
 from mmzoo import layers, metrics, models  # noqa: F401  (importing models registers them)
 from mmzoo.registry import build, describe, dummy_batch, list_models, register_model
 
-__all__ = ["build", "data", "describe", "dummy_batch", "layers", "list_models", "metrics", "models", "register_model"]
+__all__ = [
+    "build",
+    "data",
+    "describe",
+    "dummy_batch",
+    "export",
+    "layers",
+    "list_models",
+    "load_saved_model",
+    "metrics",
+    "models",
+    "register_model",
+    "train",
+]
+
+# These import TensorFlow, so they load on first use: `import mmzoo` works with Keras
+# on JAX and no TensorFlow installed.
+_LAZY = {
+    "data": ("mmzoo.data", None),
+    "train": ("mmzoo.training", "train"),
+    "export": ("mmzoo.serving", "export"),
+    "load_saved_model": ("mmzoo.serving", "load_saved_model"),
+}
 
 
 def __getattr__(name):
-    if name == "data":  # imports TensorFlow: loaded on first use
-        import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mmzoo' has no attribute {name!r}")
+    import importlib
 
-        return importlib.import_module("mmzoo.data")
-    raise AttributeError(f"module 'mmzoo' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
