@@ -117,12 +117,23 @@ def _train(args):
     import mmzoo
 
     keras.utils.set_random_seed(args.seed)
-    model = mmzoo.build(args.name, compile=False)  # validates the name; train rebuilds it in scope
-    train_data, validation_data, test_data = _datasets(model, args.data, args.samples, args.batch_size, args.seed)
+    mmzoo.registry.get_entry(args.name)  # an unknown name fails before any work
+    datasets = {}
+
+    def split(index):
+        # `train` calls these with the model it built (in the strategy's scope, under the
+        # policy), so the data is made once, after the strategy starts (multi-worker needs that).
+        def make(model):
+            if not datasets:
+                datasets.update(enumerate(_datasets(model, args.data, args.samples, args.batch_size, args.seed)))
+            return datasets[index]
+
+        return make
+
     history = mmzoo.train(
         args.name,
-        train_data,
-        validation_data=validation_data,
+        split(0),
+        validation_data=split(1),
         epochs=args.epochs,
         mixed_precision=args.mixed_precision,
         jit_compile=True if args.xla else "auto",
@@ -131,7 +142,7 @@ def _train(args):
         verbose=args.verbose,
     )
     model = history.model
-    _print_metrics("test", model.evaluate(test_data, verbose=0, return_dict=True))
+    _print_metrics("test", model.evaluate(split(2)(model), verbose=0, return_dict=True))
     if args.save:
         model.save(args.save)
         print(f"saved the trained model to {args.save}")

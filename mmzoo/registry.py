@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from mmzoo.validation import closest
+from mmzoo.validation import check_positive_int, closest
 
 _REGISTRY = {}
 
@@ -181,8 +181,7 @@ def dummy_batch(name_or_model, batch_size=2, seed=0):
         seed: seed of the random generator; the same seed gives the same batch.
     """
     model = build(name_or_model, compile=False) if isinstance(name_or_model, str) else name_or_model
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     rng = np.random.default_rng(seed)
     token_ranges = getattr(model, "token_ranges", {})
     inputs = {

@@ -59,6 +59,7 @@ import keras
 import numpy as np
 
 from mmzoo.registry import build
+from mmzoo.validation import check_positive_int
 
 MIXED_PRECISION_CHOICES = ("auto", "mixed_float16", "mixed_bfloat16", "float32")
 STRATEGY_CHOICES = ("mirrored", "multi_worker")
@@ -569,8 +570,7 @@ def train(
         raise ValueError(
             f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}"
         )
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
+    check_positive_int("epochs", epochs)
     if not isinstance(model_or_name, (str, keras.Model)):
         raise ValueError(
             "`model_or_name` must be a registered model name or a keras.Model. "

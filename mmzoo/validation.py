@@ -22,6 +22,26 @@ def check_positive_int(name, value):
     return value
 
 
+def check_int(name, value, minimum):
+    """An integer of at least ``minimum`` (``check_positive_int`` for ``minimum=1``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer of at least {minimum}. Received: {name}={value!r}")
+    return value
+
+
+def check_seed(name, value):
+    """An integer seed, or None for an unseeded one."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"`{name}` must be an integer or None. Received: {name}={value!r}")
+    return value
+
+
+def check_finite_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    return value
+
+
 def check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")

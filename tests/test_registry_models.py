@@ -18,8 +18,8 @@ MODELS = mmzoo.list_models()
 HEAVY = {"pretrained_fusion", "vgg16_features"}  # VGG16/ResNet50 towers: seconds per step
 
 
-def models(marks_heavy=True):
-    return [pytest.param(n, marks=pytest.mark.slow) if marks_heavy and n in HEAVY else n for n in MODELS]
+def models():
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODELS]
 
 
 @pytest.mark.parametrize("name", models())

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.errors import UnreadableFileError
-from mmzoo.validation import check_choice, check_positive_int
+from mmzoo.validation import check_choice, check_int, check_positive_int
 
 logger = logging.getLogger("mmzoo.data")
 
@@ -351,8 +351,7 @@ def spec_augment(
         ("num_freq_masks", num_freq_masks),
         ("num_time_masks", num_time_masks),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`{name}` must be an integer of at least 0. Received: {name}={value!r}")
+        check_int(name, value, 0)
     check_choice("implementation", implementation, ("auto", "tfio", "tf"))
     features = tf.convert_to_tensor(features)
     if features.shape.rank is not None and features.shape.rank != 2:

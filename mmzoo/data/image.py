@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from mmzoo.data.errors import UnreadableFileError
-from mmzoo.validation import check_choice, check_positive_number, check_shape
+from mmzoo.validation import check_choice, check_positive_number, check_seed, check_shape
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -137,8 +137,7 @@ def image_augmentation(
     Returns:
         A ``keras.Sequential`` of ``keras.layers.Random*`` layers (float32, (batch, h, w, c)).
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+    check_seed("seed", seed)
     if flip is not None:
         check_choice("flip", flip, ("horizontal", "vertical", "horizontal_and_vertical"))
     for key, value in (("rotation", rotation), ("zoom", zoom), ("contrast", contrast)):

@@ -22,19 +22,14 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from mmzoo.validation import check_choice, check_positive_int, check_positive_number
-
-
-def _check_non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"`{name}` must be an integer of at least 0. Received: {name}={value!r}")
-    return value
-
-
-def _check_number(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
-    return value
+from mmzoo.validation import (
+    check_choice,
+    check_finite_number,
+    check_int,
+    check_positive_int,
+    check_positive_number,
+    check_seed,
+)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -103,7 +98,7 @@ class LogMelSpectrogram(layers.Layer):
                 )
         check_choice("window", window, ("hann", "hamming"))
         check_positive_int("num_mel_bins", num_mel_bins)
-        _check_number("min_freq", min_freq)
+        check_finite_number("min_freq", min_freq)
         nyquist = sample_rate / 2
         if max_freq is not None:
             check_positive_number("max_freq", max_freq)
@@ -284,13 +279,12 @@ class SpecAugment(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_non_negative_int("freq_mask_param", freq_mask_param)
-        _check_non_negative_int("time_mask_param", time_mask_param)
-        _check_non_negative_int("num_freq_masks", num_freq_masks)
-        _check_non_negative_int("num_time_masks", num_time_masks)
-        _check_number("mask_value", mask_value)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+        check_int("freq_mask_param", freq_mask_param, 0)
+        check_int("time_mask_param", time_mask_param, 0)
+        check_int("num_freq_masks", num_freq_masks, 0)
+        check_int("num_time_masks", num_time_masks, 0)
+        check_finite_number("mask_value", mask_value)
+        check_seed("seed", seed)
         self.freq_mask_param = freq_mask_param
         self.time_mask_param = time_mask_param
         self.num_freq_masks = num_freq_masks

@@ -11,6 +11,7 @@ from mmzoo.validation import (  # noqa: F401
     check_bool,
     check_choice,
     check_image_shape,
+    check_int,
     check_positive_int,
     check_positive_number,
     check_rate,

@@ -8,6 +8,7 @@ from mmzoo.models.base import (
     MultimodalModel,
     check_bool,
     check_choice,
+    check_int,
     check_positive_int,
     classifier,
     target_kind,
@@ -76,11 +77,7 @@ class GraphFusion(MultimodalModel):
     ):
         _check_widths(image_dim, text_dim, audio_dim, num_classes)
         check_positive_int("node_units", node_units)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 2:
-            raise ValueError(
-                f"`num_layers` must be an integer of at least 2 (rounds of message passing). "
-                f"Received: num_layers={num_layers!r}"
-            )
+        check_int("num_layers", num_layers, 2)  # rounds of message passing
         check_bool("learn_adjacency", learn_adjacency)
         check_choice("readout", readout, READOUTS)
         inputs = _embedding_inputs(image_dim, text_dim, audio_dim)
