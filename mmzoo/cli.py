@@ -10,14 +10,23 @@ Errors in arguments are one line on stderr and exit code 2, never a traceback.
 """
 
 import argparse
+import os
 import pathlib
 import sys
+import zipfile
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 class CommandError(Exception):
     """A problem with what the user asked for: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``mmzoo train: error: ...`` (exit code 2), no usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def model_table(pattern="*"):
@@ -111,6 +120,28 @@ def _print_metrics(title, logs):
     print(f"{title}: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(logs.items())))
 
 
+def _check_directory(option, path, value=None):
+    """``path`` can be a directory (it is one, or can be created): else CommandError naming what is in the way."""
+    path = pathlib.Path(path)
+    value = str(path) if value is None else str(value)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise CommandError(f"{option} {value!r}: {str(candidate)!r} is a file, not a directory")
+            if not os.access(candidate, os.W_OK | os.X_OK):
+                raise CommandError(f"{option} {value!r}: the directory {str(candidate)!r} is not writable")
+            return
+
+
+def _check_save_path(value):
+    path = pathlib.Path(value)
+    if path.suffix != ".keras":
+        raise CommandError(f"--save must be a .keras file path, e.g. model.keras; received {str(value)!r}")
+    if path.is_dir():
+        raise CommandError(f"--save {str(value)!r} is a directory; pass a .keras file path")
+    _check_directory("--save", path.parent, value)
+
+
 def _train(args):
     import keras
 
@@ -118,6 +149,13 @@ def _train(args):
 
     keras.utils.set_random_seed(args.seed)
     mmzoo.registry.get_entry(args.name)  # an unknown name fails before any work
+    # Paths are checked before training, so that a bad one does not cost a training run.
+    if args.save:
+        _check_save_path(args.save)
+    if args.checkpoint_dir:
+        _check_directory("--checkpoint-dir", args.checkpoint_dir)
+    if args.export_dir:
+        _check_directory("--export-dir", args.export_dir)
     datasets = {}
 
     def split(index):
@@ -144,7 +182,9 @@ def _train(args):
     model = history.model
     _print_metrics("test", model.evaluate(split(2)(model), verbose=0, return_dict=True))
     if args.save:
-        model.save(args.save)
+        from mmzoo.checkpoints import save_model_atomically
+
+        save_model_atomically(model, args.save)
         print(f"saved the trained model to {args.save}")
     if args.export_dir:
         path = mmzoo.export(model, export_dir=args.export_dir, name=args.name, verbose=False)
@@ -158,6 +198,8 @@ def _load_keras_model(path):
 
     if not pathlib.Path(path).is_file():
         raise CommandError(f"no model file at {path}")
+    if not zipfile.is_zipfile(path):
+        raise CommandError(f"cannot load {path} as a Keras model: it is not a .keras file (a zip archive)")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:
@@ -196,7 +238,7 @@ def _add_data_arguments(parser, samples=2048):
 
 
 def make_parser():
-    parser = argparse.ArgumentParser(prog="mmzoo", description="A Keras 3 multimodal model zoo.")
+    parser = _Parser(prog="mmzoo", description="A Keras 3 multimodal model zoo.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="list the registered models")
@@ -218,7 +260,7 @@ def make_parser():
     train.add_argument("--strategy", choices=("mirrored", "multi_worker"), default=None)
     train.add_argument("--checkpoint-dir", default=None, help="resume from here if a run was interrupted")
     train.add_argument("--export-dir", default="saved_models", help="'' to skip the export")
-    train.add_argument("--save", default=None, help="also save the trained model as a .keras file")
+    train.add_argument("--save", default=None, help="also save the trained model as a .keras file (atomically)")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     train.set_defaults(run=_train)
 
@@ -241,7 +283,8 @@ def main(argv=None):
     try:
         args.run(args)
     except (CommandError, ValueError, FileExistsError) as error:
-        print(f"mmzoo {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the error's own layout
+        print(f"mmzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

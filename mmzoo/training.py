@@ -22,7 +22,9 @@
 - **faults**: with ``checkpoint_dir``, ``BackupAndRestore`` (``checkpoint_dir/backup``) lets
   a run killed mid-way resume from its last finished epoch when started again, and
   ``ModelCheckpoint`` keeps the best model in ``checkpoint_dir/best.keras`` (on
-  ``val_loss``, or ``loss`` without validation data). A NaN or infinite loss always stops
+  ``val_loss``, or ``loss`` without validation data). Both write through a temporary
+  name and a rename (:mod:`mmzoo.checkpoints`), so a kill during a save never leaves a
+  half-written backup or checkpoint. A NaN or infinite loss always stops
   the run (``TerminateOnNaN``) and ``train`` raises :class:`TrainingDivergedError`,
   naming the epoch and batch.
 - ``tensorboard_dir`` adds ``TensorBoard``; Keras progress bars follow ``verbose``, and a
@@ -58,6 +60,7 @@ import warnings
 import keras
 import numpy as np
 
+from mmzoo.checkpoints import AtomicBackupAndRestore, AtomicModelCheckpoint
 from mmzoo.registry import build
 from mmzoo.validation import check_positive_int
 
@@ -416,12 +419,12 @@ def _standard_callbacks(
         backup = os.path.join(os.fspath(checkpoint_dir), "backup")
         if multi_worker:
             backup = os.path.join(backup, f"worker-{worker_index}")
-        callbacks.append(keras.callbacks.BackupAndRestore(backup))
+        callbacks.append(AtomicBackupAndRestore(backup))
     callbacks.append(guard)
     if checkpoint_dir is not None and (chief or multi_worker):
         directory = os.fspath(checkpoint_dir) if chief else scratch()
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
+            AtomicModelCheckpoint(
                 os.path.join(directory, "best.keras"),
                 monitor="val_loss" if has_validation else "loss",
                 save_best_only=True,

@@ -1,7 +1,13 @@
 """Checks every registered model goes through; each model's own tests call them too."""
 
-import numpy as np
+import json
+import os
+import subprocess
+import sys
+
 import keras
+import numpy as np
+import pytest
 
 import mmzoo
 from mmzoo.registry import get_entry
@@ -91,3 +97,33 @@ def check_learns_the_embedded_data(model, epochs=3, n=256, factor=0.95):
     model.fit(synthetic(model, n=n, batch_size=32), epochs=epochs, verbose=0)
     after = model.evaluate(validation, verbose=0, return_dict=True)["loss"]
     assert after < factor * before, f"validation loss went from {before:.4f} to {after:.4f}"
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code, timeout, env=None, argv=()):
+    """Run ``code`` in a fresh Python; returns (returncode, output). Killed on timeout."""
+    full_env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"subprocess timed out after {timeout} s:\n{output[-3000:]}")
+    return process.returncode, output
+
+
+def result(output):
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    assert lines, output[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])

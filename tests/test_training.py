@@ -22,7 +22,7 @@ import mmzoo
 from mmzoo.data import synthetic, synthetic_arrays
 from mmzoo.registry import get_entry
 from mmzoo.training import TrainingDivergedError, distributed_fit, metrics_table, train
-from tests.helpers import as_dict, build_small
+from tests.helpers import as_dict, build_small, result, run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_MODELS = {"pretrained_fusion", "vgg16_features"}  # VGG16/ResNet50 towers: 3-10 s an epoch
@@ -316,33 +316,6 @@ from mmzoo.data import synthetic
 from mmzoo.registry import get_entry
 from mmzoo.training import train, distributed_fit
 """
-
-
-def run_python(code, timeout, env=None):
-    """Run ``code`` in a fresh Python; returns (returncode, output). Killed on timeout."""
-    full_env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        pytest.fail(f"subprocess timed out after {timeout} s:\n{output[-3000:]}")
-    return process.returncode, output
-
-
-def result(output):
-    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
-    assert lines, output[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
 
 
 MIRRORED = PRELUDE.replace("import keras\n", "import keras\nimport tensorflow as tf\n") + """
