@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from mmzoo.validation import check_positive_int, closest
+from mmzoo.validation import check_bool, check_positive_int, closest
 
 _REGISTRY = {}
 
@@ -79,7 +79,7 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
-def build(name, compile=True, **kwargs):
+def build(name, *args, compile=True, **kwargs):
     """Build the registered model ``name``, compiled with its document's optimizer, loss and metrics.
 
     Args:
@@ -95,7 +95,14 @@ def build(name, compile=True, **kwargs):
     >>> sorted(model.input)
     ['image_input', 'text_input']
     """
-    model = get_entry(name).builder(**{"name": name, **kwargs})
+    entry = get_entry(name)
+    if args:
+        raise ValueError(
+            f"build() takes a model's arguments by keyword, e.g. build({name!r}, units=64); see "
+            f"describe({name!r}).defaults. Received: positional arguments {args!r}"
+        )
+    check_bool("compile", compile)
+    model = entry.builder(**{"name": name, **kwargs})
     if compile:
         model.compile(**model.default_compile_arguments())
     return model

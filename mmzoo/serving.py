@@ -736,6 +736,14 @@ class ServedModel:
         shape = tuple(tensor.shape)
         if len(shape) != len(spec.shape) or any(w is not None and s != w for s, w in zip(shape, spec.shape)):
             raise ValueError(f"{expected}; received shape {shape}.")
+        if spec.dtype.is_floating and shape and not bool(tf.reduce_all(tf.math.is_finite(tensor))):
+            finite = tf.reduce_all(tf.reshape(tf.math.is_finite(tensor), (shape[0], -1)), axis=1).numpy()
+            rows = np.flatnonzero(~finite).tolist()
+            listed = rows if len(rows) <= 10 else rows[:10] + ["..."]
+            raise ValueError(
+                f"input {key!r} has NaN or infinite values in example(s) {listed} of {shape[0]}; "
+                "the model takes finite numbers."
+            )
         return tensor
 
     def __call__(self, inputs):
@@ -786,7 +794,9 @@ def load_saved_model(path):
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a complete SavedModel, or has no serving function;
             calls with missing, unexpected or ill-shaped inputs name them and list the
-            expected inputs with their shapes and dtypes.
+            expected inputs with their shapes and dtypes; NaN or infinite values in a
+            float input are refused, naming the input and the examples (the kernels of a
+            SavedModel can map NaN to finite outputs). An empty batch gives empty outputs.
     """
     import tensorflow as tf
 

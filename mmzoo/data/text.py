@@ -100,7 +100,14 @@ def make_text_vectorizer(
 def _atomic_write_text(path, text):
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"Cannot write {str(path)!r}: it is a directory. Pass a file path, e.g. 'vectorizer.json'.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(
+            f"Cannot write {str(path)!r}: a file is in the way of its folder {str(path.parent)!r}."
+        ) from None
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -151,6 +158,8 @@ def load_text_vectorizer(path):
             document = json.load(file)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not a saved text vectorizer: {error}") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path} is not a saved text vectorizer: not UTF-8 JSON (byte {error.start}).") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path} is not a saved text vectorizer (no format {FORMAT!r}).")
     if document.get("version") != FORMAT_VERSION:
