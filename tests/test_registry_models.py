@@ -16,6 +16,9 @@ from helpers import (
 
 MODELS = mmzoo.list_models()
 HEAVY = {"pretrained_fusion", "vgg16_features"}  # VGG16/ResNet50 towers: seconds per step
+# Without a classifier early_fusion regresses 24 features onto 10 class prototypes: its
+# loss falls more slowly than a classifier's (5% in about 5 epochs of 256 examples).
+EMBEDDED_EPOCHS = {"early_fusion": 8}
 
 
 def models():
@@ -52,7 +55,7 @@ def test_learns_a_fixed_batch(name):
 
 @pytest.mark.parametrize("name", models())
 def test_learns_the_embedded_data(name):
-    check_learns_the_embedded_data(build_small(name))
+    check_learns_the_embedded_data(build_small(name), epochs=EMBEDDED_EPOCHS.get(name, 3))
 
 
 @pytest.mark.parametrize("name", models())

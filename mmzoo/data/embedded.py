@@ -1,8 +1,9 @@
 """The embedded dataset: a small learnable multimodal world, generated in seconds, no files or network.
 
-Every example has a latent class. Each modality shows its own *view* of it: the true
-class with probability ``reliability``, otherwise a class drawn at random, and renders
-that view with noise:
+Every example has a latent class. Each modality shows it with probability
+``reliability``; otherwise that modality is missing from the example (all zeros, as a
+dropped modality is in an ablation). A modality that is there renders the class with
+noise:
 
 - images: a shape (square, disk, bar, column) whose colour (or grey level), kind and
   position depend on the class, on a noisy background;
@@ -14,9 +15,11 @@ that view with noise:
 - video: a blob moving in a class-dependent direction;
 - other feature vectors: a class prototype plus noise.
 
-Because the views are corrupted independently, every modality is informative but
-degraded, and a model that fuses them beats any single one. The same seed gives the
-same data; the splits use independent random streams, so they never share examples.
+Modalities go missing independently, so every modality alone is informative but
+degraded (its best accuracy is ``reliability + (1 - reliability) / classes``), and a
+model that fuses them does better: with two modalities the class is missing from both
+only with probability ``(1 - reliability) ** 2``. The same seed gives the same data; the
+splits use independent random streams, so they never share examples.
 """
 
 import zlib
@@ -266,14 +269,15 @@ def synthetic_arrays(name_or_model, n=1024, split="train", seed=0, drop_modaliti
     labels = rng.integers(0, classes, size=n)
     inputs = {}
     for key, (shape, dtype) in specs.items():
-        views = np.where(rng.random(n) < reliability, labels, rng.integers(0, classes, size=n))
+        missing = rng.random(n) >= reliability
         fixed = np.random.default_rng(_stable_seed(seed, key, "prototypes"))
         modality = _modality(key, shape, dtype)
         if modality == "tokens":
             vocabulary = model.token_ranges.get(key, (1, 2))
-            values = _render_tokens(views, shape, rng, classes, fixed, vocabulary)
+            values = _render_tokens(labels, shape, rng, classes, fixed, vocabulary)
         else:
-            values = _render_in_chunks(RENDERERS[modality], views, shape, rng, classes, fixed)
+            values = _render_in_chunks(RENDERERS[modality], labels, shape, rng, classes, fixed)
+        values[missing] = 0
         inputs[key] = np.zeros_like(values) if key in dropped else values.astype(dtype)
     fixed_rngs = {key: np.random.default_rng(_stable_seed(seed, key, "targets")) for key in plan}
     return inputs, _targets(plan, single_output, labels, fixed_rngs)
@@ -310,7 +314,8 @@ def synthetic(
         drop_modalities: input names to zero-fill (ablations, missing-modality tests).
         batch_size: if given, the dataset is batched and prefetched.
         shuffle: shuffle each epoch (default: for the training split only).
-        reliability: the probability that a modality shows the example's true class.
+        reliability: the probability that a modality is present in an example (else it is
+            all zeros for that example).
 
     Example:
     >>> import mmzoo
