@@ -32,17 +32,13 @@ machine hits every side; the medians are compared.
 
 import argparse
 import os
-import platform
-import statistics
 import sys
-import time
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the tf.data path needs it
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+
+from common import interleaved, machine_line, median, speed_row  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -78,8 +74,16 @@ def make_clips(count, samples, rate, seed=0):
     return np.clip(clips, -1, 1).astype(np.float32)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+LABELS = {
+    "graph": "graph: LogMelSpectrogram mapped in tf.data",
+    "graph, in the model": "graph: LogMelSpectrogram in the model",
+    "librosa": "librosa per clip, BLAS threads as they come",
+    "librosa, 1 BLAS thread": "librosa per clip, BLAS held to one thread",
+}
+
+
+def measure(args, log=print):
+    """Time every side; print the details through ``log``; return the result rows."""
     import librosa
     import tensorflow as tf
 
@@ -129,49 +133,44 @@ def main(argv=None):
     if threadpool_limits is not None:
         sides["librosa, 1 BLAS thread"] = run_librosa_one_thread
 
-    # Warm-up, and the check that both sides compute the same thing.
+    # The check that both sides compute the same thing (also a first warm-up).
     graph_features = np.concatenate(run_graph())
     np.testing.assert_allclose(np.concatenate(run_in_model()), graph_features, atol=0.01)  # round-off
     reference = run_librosa()
-    if threadpool_limits is not None:
-        run_librosa_one_thread()
     difference = max(float(np.abs(graph_features[i] - reference[i]).max()) for i in range(min(8, len(clips))))
     if difference > 0.25:
         raise SystemExit(f"the two sides disagree by {difference:.3f} dB: not the same features")
 
-    names = list(sides)
-    times = {name: [] for name in names}
-    for repeat in range(args.repeats):
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            start = time.perf_counter()
-            sides[name]()
-            times[name].append(time.perf_counter() - start)
-    rates = {name: args.clips / statistics.median(times[name]) for name in names}
+    times = interleaved(sides, args.repeats)
+    rates = {name: args.clips / median(times[name]) for name in sides}
 
-    print(
-        f"{args.clips} clips of {args.seconds:g} s at {args.sample_rate} Hz -> "
+    log(
+        f"audio: {args.clips} clips of {args.seconds:g} s at {args.sample_rate} Hz -> "
         f"{graph_features.shape[1]} frames x {args.mel_bins} mel bins "
         f"(fft {args.fft_length}, hop {args.hop_length}); batch {args.batch_size}; "
-        f"median of {args.repeats} interleaved passes after a warm-up"
+        f"median of {args.repeats} interleaved passes after a warm-up; "
+        f"features agree with librosa to {difference:.3f} dB (max abs, first clips)"
     )
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; tensorflow {tf.__version__}, librosa {librosa.__version__}")
-    print(f"features agree with librosa to {difference:.3f} dB (max abs, first clips)")
-    labels = {
-        "graph": "graph: LogMelSpectrogram mapped in tf.data",
-        "graph, in the model": "graph: LogMelSpectrogram in the model",
-        "librosa": "librosa per clip, BLAS threads as they come",
-        "librosa, 1 BLAS thread": "librosa per clip, BLAS held to one thread",
-    }
-    for name in names:
-        print(f"{labels[name]:45s} {rates[name]:9.1f} clips/s  [{', '.join(f'{t:.3f}' for t in times[name])}] s")
-    ratios = {}
-    for fast in ("graph", "graph, in the model"):
-        for slow in (name for name in names if name.startswith("librosa")):
-            ratios[fast, slow] = rates[fast] / rates[slow]
-            print(f"speed-up, {labels[fast]} / {labels[slow]}: {ratios[fast, slow]:.1f}x")
-    print("(target: at least 10x)")
-    return ratios
+    for name in sides:
+        log(f"  {LABELS[name]:45s} {rates[name]:9.1f} clips/s  [{', '.join(f'{t:.3f}' for t in times[name])}] s")
+    rows = [speed_row("audio log-mel: in the model vs librosa per clip", rates["graph, in the model"],
+                      rates["librosa"], "clips/s"),
+            speed_row("audio log-mel: tf.data map vs librosa per clip", rates["graph"], rates["librosa"], "clips/s")]
+    if "librosa, 1 BLAS thread" in rates:
+        rows.append(speed_row("audio log-mel: in the model vs librosa, 1 BLAS thread",
+                              rates["graph, in the model"], rates["librosa, 1 BLAS thread"], "clips/s"))
+    return rows
+
+
+def main(argv=None):
+    from common import format_table
+
+    args = parse_args(argv)
+    rows = measure(args)
+    print(machine_line())
+    print(format_table(rows))
+    print("(ratio = ours / baseline; target: at least 10x)")
+    return rows
 
 
 if __name__ == "__main__":

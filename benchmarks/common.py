@@ -1,0 +1,89 @@
+"""What every benchmark shares: interleaved timing, result rows, the machine line.
+
+Rows are what ``benchmarks/run.py`` prints and writes to ``benchmarks/results/latest.json``:
+``{"name", "ours", "baseline", "unit", "ratio"}``. For speeds and times ``ratio`` is the
+speed-up (above 1: ours is faster); for growth measurements (``scaling``) it is the growth
+factor of ``ours`` (the larger size) over ``baseline`` (the smaller).
+"""
+
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+ROW_KEYS = ("name", "ours", "baseline", "unit", "ratio")
+
+
+def interleaved(sides, repeats, warmup=1):
+    """``{side: [seconds, ...]}``: each side run ``warmup`` times untimed, then ``repeats`` timed
+    rounds in an order that rotates each round, so a slow patch of the machine hits every side."""
+    for _ in range(warmup):
+        for run in sides.values():
+            run()
+    names = list(sides)
+    times = {name: [] for name in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def percentile(values, q):
+    """The ``q``-th percentile (0-100) by linear interpolation between order statistics."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def speed_row(name, ours, baseline, unit):
+    """A row of rates (higher is better): ratio = ours / baseline."""
+    return {"name": name, "ours": _round(ours), "baseline": _round(baseline), "unit": unit,
+            "ratio": round(ours / baseline, 3)}
+
+
+def time_row(name, ours, baseline, unit):
+    """A row of durations (lower is better): ratio = baseline / ours, the speed-up."""
+    return {"name": name, "ours": _round(ours), "baseline": _round(baseline), "unit": unit,
+            "ratio": round(baseline / ours, 3)}
+
+
+def growth_row(name, larger, smaller, unit):
+    """A row of a cost at two sizes: ratio = larger / smaller, the growth factor."""
+    return {"name": name, "ours": _round(larger), "baseline": _round(smaller), "unit": unit,
+            "ratio": round(larger / smaller, 3)}
+
+
+def _round(value):
+    return round(value, 3 if abs(value) < 10 else 1)
+
+
+def machine_line():
+    import tensorflow as tf
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load}; "
+            f"python {platform.python_version()}, tensorflow {tf.__version__}")
+
+
+def format_table(rows):
+    """The rows as an aligned text table."""
+    width = max(len("benchmark"), *(len(row["name"]) for row in rows))
+    lines = [f"{'benchmark':<{width}}  {'ours':>10}  {'baseline':>10}  {'unit':<11} {'ratio':>7}"]
+    for row in rows:
+        lines.append(f"{row['name']:<{width}}  {row['ours']:>10}  {row['baseline']:>10}  "
+                     f"{row['unit']:<11} {row['ratio']:>6.2f}x")
+    return "\n".join(lines)

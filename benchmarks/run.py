@@ -1,0 +1,97 @@
+"""Run every benchmark, print one table, write ``benchmarks/results/latest.json``.
+
+Each benchmark compares two sides in this one process, interleaved, after a warm-up, and
+reports medians (see each script's docstring for what exactly runs):
+
+- ``train_throughput.py``: ``mmzoo.train`` on a tf.data pipeline against the documents'
+  ``fit`` on NumPy arrays, for cifar_multimodal, attention_fusion, mha_fusion, emotion;
+- ``audio_features.py``: in-graph batched log-mel against per-clip librosa;
+- ``serving.py``: an exported SavedModel against calling the Keras model, batch-1 latency
+  (p50, p99) and batch-64 throughput;
+- ``scaling.py``: ``mha_fusion`` step time as the text doubles (64 -> 1024 tokens) and
+  training time as the dataset doubles, as growth factors.
+
+The JSON is a list of ``{"name", "ours", "baseline", "unit", "ratio"}``. ``ratio`` is the
+speed-up of ours over the baseline, except for the ``scaling:`` rows, where it is the
+growth factor of the larger size over the smaller.
+
+    python benchmarks/run.py            # the full runs (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick    # smaller runs, under 5 minutes on 2 cores
+    python benchmarks/run.py --only audio serving --output /tmp/rows.json
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import audio_features  # noqa: E402
+import scaling  # noqa: E402
+import serving  # noqa: E402
+import train_throughput  # noqa: E402
+from common import ROW_KEYS, format_table, machine_line  # noqa: E402
+
+BENCHMARKS = {
+    "training": train_throughput,
+    "audio": audio_features,
+    "serving": serving,
+    "scaling": scaling,
+}
+# --quick arguments per benchmark; audio keeps 256 clips so that its ratio is stable.
+QUICK = {
+    "training": ["--quick"],
+    "audio": ["--clips", "256", "--repeats", "3"],
+    "serving": ["--quick"],
+    "scaling": ["--quick"],
+}
+DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (under 5 minutes on 2 cores)")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"the JSON file (default {DEFAULT_OUTPUT})")
+    return parser.parse_args(argv)
+
+
+def write_json(rows, path):
+    """Write the rows atomically: a reader (or a killed run) never sees a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".latest-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump([{key: row[key] for key in ROW_KEYS} for row in rows], stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    started = time.perf_counter()
+    rows = []
+    for name in names:
+        module = BENCHMARKS[name]
+        module_args = module.parse_args(QUICK[name] if args.quick else [])
+        print(f"[{time.perf_counter() - started:5.0f} s] {name} ...", flush=True)
+        rows += module.measure(module_args, log=print)
+    print()
+    print(machine_line())
+    print(format_table(rows))
+    print("(ratio: speed-up of ours over the baseline; scaling rows: growth factor, 2.0 per doubling is linear)")
+    write_json(rows, args.output)
+    print(f"wrote {args.output} ({len(rows)} rows) in {time.perf_counter() - started:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
