@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import interleaved, machine_line, median, speed_row  # noqa: E402
+from common import interleaved, median, report, speed_row  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -163,13 +163,8 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    from common import format_table
-
-    args = parse_args(argv)
-    rows = measure(args)
-    print(machine_line())
-    print(format_table(rows))
-    print("(ratio = ours / baseline; target: at least 10x)")
+    rows = measure(parse_args(argv))
+    report(rows, "(ratio = ours / baseline; target: at least 10x)")
     return rows
 
 

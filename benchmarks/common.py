@@ -6,10 +6,12 @@ speed-up (above 1: ours is faster); for growth measurements (``scaling``) it is 
 factor of ``ours`` (the larger size) over ``baseline`` (the smaller).
 """
 
+import json
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -87,3 +89,25 @@ def format_table(rows):
         lines.append(f"{row['name']:<{width}}  {row['ours']:>10}  {row['baseline']:>10}  "
                      f"{row['unit']:<11} {row['ratio']:>6.2f}x")
     return "\n".join(lines)
+
+
+def report(rows, footnote):
+    """Print the machine line, the rows as a table and a footnote on what the ratios mean."""
+    print(machine_line())
+    print(format_table(rows))
+    print(footnote)
+
+
+def write_json(rows, path):
+    """Write the rows atomically: a reader (or a killed run) never sees a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".latest-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump([{key: row[key] for key in ROW_KEYS} for row in rows], stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

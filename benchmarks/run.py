@@ -21,10 +21,8 @@ growth factor of the larger size over the smaller.
 """
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +31,7 @@ import audio_features  # noqa: E402
 import scaling  # noqa: E402
 import serving  # noqa: E402
 import train_throughput  # noqa: E402
-from common import ROW_KEYS, format_table, machine_line  # noqa: E402
+from common import report, write_json  # noqa: E402
 
 BENCHMARKS = {
     "training": train_throughput,
@@ -59,21 +57,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def write_json(rows, path):
-    """Write the rows atomically: a reader (or a killed run) never sees a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".latest-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump([{key: row[key] for key in ROW_KEYS} for row in rows], stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def main(argv=None):
     args = parse_args(argv)
     names = args.only or list(BENCHMARKS)
@@ -85,9 +68,7 @@ def main(argv=None):
         print(f"[{time.perf_counter() - started:5.0f} s] {name} ...", flush=True)
         rows += module.measure(module_args, log=print)
     print()
-    print(machine_line())
-    print(format_table(rows))
-    print("(ratio: speed-up of ours over the baseline; scaling rows: growth factor, 2.0 per doubling is linear)")
+    report(rows, "(ratio: speed-up of ours over the baseline; scaling rows: growth factor, 2.0 per doubling is linear)")
     write_json(rows, args.output)
     print(f"wrote {args.output} ({len(rows)} rows) in {time.perf_counter() - started:.0f} s")
     return rows

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import growth_row, interleaved, machine_line, median  # noqa: E402
+from common import growth_row, interleaved, median, report  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -102,12 +102,8 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    from common import format_table
-
     rows = measure(parse_args(argv))
-    print(machine_line())
-    print(format_table(rows))
-    print("(ratio: growth factor, larger over smaller; 2.0 per doubling is linear)")
+    report(rows, "(ratio: growth factor, larger over smaller; 2.0 per doubling is linear)")
     return rows
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import interleaved, machine_line, median, percentile, speed_row, time_row  # noqa: E402
+from common import interleaved, median, percentile, report, speed_row, time_row  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -120,12 +120,8 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    from common import format_table
-
     rows = measure(parse_args(argv))
-    print(machine_line())
-    print(format_table(rows))
-    print("(ratio: speed-up of the SavedModel over the Keras side)")
+    report(rows, "(ratio: speed-up of the SavedModel over the Keras side)")
     return rows
 
 

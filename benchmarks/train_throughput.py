@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import interleaved, machine_line, median, speed_row  # noqa: E402
+from common import interleaved, median, report, speed_row, write_json  # noqa: E402
 
 DEFAULT_MODELS = ("cifar_multimodal", "attention_fusion", "mha_fusion", "emotion")
 
@@ -134,18 +134,11 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    import json
-
-    from common import ROW_KEYS, format_table
-
     args = parse_args(argv)
     rows = measure(args)
-    print(machine_line())
-    print(format_table(rows))
-    print("(ratio = ours / baseline)")
+    report(rows, "(ratio = ours / baseline)")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump([{key: row[key] for key in ROW_KEYS} for row in rows], handle, indent=2)
+        write_json(rows, args.json)
     return rows
 
 

@@ -22,6 +22,7 @@ def load_runner():
 
 
 runner = load_runner()
+import common  # noqa: E402  (benchmarks/common.py, on sys.path once run.py is loaded)
 
 TINY = {
     "training": ["--models", "mlp", "attention_fusion", "--examples", "64", "--epochs", "1", "--repeats", "1"],
@@ -36,7 +37,7 @@ EXPECTED_ROWS = {"training": 3, "audio": 3, "serving": 4, "scaling": 2}
 
 def check_rows(rows):
     for row in rows:
-        assert set(runner.ROW_KEYS) <= set(row), row
+        assert set(common.ROW_KEYS) <= set(row), row
         assert row["name"] and row["unit"]
         for key in ("ours", "baseline", "ratio"):
             assert math.isfinite(row[key]) and row[key] > 0, row
@@ -65,10 +66,10 @@ def test_quick_arguments_parse():
 def test_json_is_the_rows_and_a_failed_write_keeps_the_old_file(tmp_path):
     path = tmp_path / "results" / "latest.json"
     rows = [{"name": "a", "ours": 2.0, "baseline": 1.0, "unit": "x/s", "ratio": 2.0, "extra": 1}]
-    runner.write_json(rows, str(path))
-    assert json.loads(path.read_text()) == [{key: rows[0][key] for key in runner.ROW_KEYS}]
+    common.write_json(rows, str(path))
+    assert json.loads(path.read_text()) == [{key: rows[0][key] for key in common.ROW_KEYS}]
     with pytest.raises(TypeError):
-        runner.write_json([{**rows[0], "ours": object()}], str(path))  # not JSON-serialisable
+        common.write_json([{**rows[0], "ours": object()}], str(path))  # not JSON-serialisable
     assert json.loads(path.read_text())[0]["ours"] == 2.0
     assert [p.name for p in path.parent.iterdir()] == ["latest.json"]  # no temporary file left
 
