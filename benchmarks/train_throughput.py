@@ -8,7 +8,7 @@ weights train side by side in one process, the same number of steps each:
   (``from_tensor_slices`` -> ``cache`` -> ``shuffle`` -> ``batch`` -> ``prefetch``);
 - ours, XLA (models with recurrent layers only): the same with ``jit_compile=True``.
   Keras' ``"auto"`` (which ``mmzoo.train`` keeps) leaves XLA off on a CPU-only machine,
-  where it slows convolutional models; on the LSTM models it about doubles throughput;
+  where it slows convolutional models; on the LSTM models it gave 1.4-3.7x;
 - baseline, the documents' way: the same examples as NumPy arrays
   (``mmzoo.data.synthetic_arrays``) given to ``model.fit(x, y, batch_size=B, epochs=E)``
   (Keras slices and shuffles the arrays itself each epoch). The documents fed token ids as
@@ -96,10 +96,9 @@ def bench_model(name, args, log=print):
         "baseline": lambda: baseline.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0),
     }
     if has_recurrent_layers(ours):
-        # XLA doubles the LSTM models on CPU (Keras leaves it off on CPU: it slows convolutions).
-        with_xla = mmzoo.build(name, compile=False)
+        # XLA speeds the LSTM models up on CPU, where Keras leaves it off (it slows convolutions).
+        with_xla = mmzoo.build(name, compile=False)  # train() compiles it with jit_compile=True
         with_xla.set_weights(ours.get_weights())
-        with_xla.compile(**with_xla.default_compile_arguments(), jit_compile=True)
         sides["ours, XLA"] = lambda: train(with_xla, dataset, epochs=args.epochs, jit_compile=True, verbose=0)
     times = interleaved(sides, args.repeats)
     samples = args.examples * args.epochs

@@ -50,7 +50,7 @@ def test_splits_never_share_examples():
     assert not rows["validation"] & rows["test"]
 
 
-def test_labels_and_views_are_learnable_but_not_given_away():
+def test_labels_and_modalities_are_learnable_but_not_given_away():
     x, y = synthetic_arrays("mlp", n=2000, seed=0)
     assert 0.4 < y.mean() < 0.6  # balanced binary labels
     # each modality is present with probability `reliability` only (else all zeros)

@@ -75,9 +75,7 @@ def test_runs_top_to_bottom_with_small_parameters(path, tmp_path, monkeypatch):
         progress_bar=False,
         execution_timeout=300,
     )
-    executed = nbformat.read(output, as_version=4)
-    errors = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs if output.output_type == "error"]
-    assert not errors
+    executed = nbformat.read(output, as_version=4)  # a cell that raised made papermill raise already
     assert any(
         "image/png" in output.get("data", {}) for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs
     ), "the notebook drew no figure"

@@ -60,15 +60,15 @@ def _modality(key, shape, dtype):
     return "vector"
 
 
-# --- renderers: (views (n,), shape, rng, classes, fixed) -> (n, *shape) arrays -------------
+# --- renderers: (labels (n,), shape, rng, classes, fixed) -> (n, *shape) arrays -------------
 
 
-def _render_image(views, shape, rng, classes, fixed):
+def _render_image(labels, shape, rng, classes, fixed):
     height, width, channels = shape
-    n = len(views)
+    n = len(labels)
     rows = np.arange(height, dtype=np.float32)[None, :, None] / height
     cols = np.arange(width, dtype=np.float32)[None, None, :] / width
-    quadrant = (views // 32) % 4
+    quadrant = (labels // 32) % 4
     centre_r = (0.3 + 0.4 * (quadrant // 2) + rng.uniform(-0.05, 0.05, n)).astype(np.float32)[:, None, None]
     centre_c = (0.3 + 0.4 * (quadrant % 2) + rng.uniform(-0.05, 0.05, n)).astype(np.float32)[:, None, None]
     dr, dc = np.abs(rows - centre_r), np.abs(cols - centre_c)
@@ -78,8 +78,8 @@ def _render_image(views, shape, rng, classes, fixed):
         (dr < 0.07) & (dc < 0.25),  # bar
         (dr < 0.25) & (dc < 0.07),  # column
     ])
-    mask = masks[(views + views // 8) % 4, np.arange(n)].astype(np.float32)[..., None]
-    colour = _colour(views, channels)[:, None, None, :]
+    mask = masks[(labels + labels // 8) % 4, np.arange(n)].astype(np.float32)[..., None]
+    colour = _colour(labels, channels)[:, None, None, :]
     background = rng.uniform(0.0, 0.35, size=(n, height, width, channels)).astype(np.float32)
     return np.clip(background * (1 - mask) + colour * mask + rng.normal(0, 0.08, background.shape), 0, 1)
 
@@ -93,28 +93,28 @@ def _colour(indices, channels):
     return np.repeat(grey[:, None], channels, axis=-1)
 
 
-def _render_video(views, shape, rng, classes, fixed):
+def _render_video(labels, shape, rng, classes, fixed):
     frames, height, width, channels = shape
-    n = len(views)
-    angle = 2 * np.pi * (views % 8) / 8
+    n = len(labels)
+    angle = 2 * np.pi * (labels % 8) / 8
     t = np.linspace(-0.3, 0.3, frames, dtype=np.float32)[None, :, None, None]
     centre_r = 0.5 + t * np.sin(angle)[:, None, None, None]
     centre_c = 0.5 + t * np.cos(angle)[:, None, None, None]
     rows = np.arange(height, dtype=np.float32)[None, None, :, None] / height
     cols = np.arange(width, dtype=np.float32)[None, None, None, :] / width
     mask = ((rows - centre_r) ** 2 + (cols - centre_c) ** 2 < 0.15**2).astype(np.float32)[..., None]
-    colour = _colour(views // 8 + views, channels)[:, None, None, None, :]
+    colour = _colour(labels // 8 + labels, channels)[:, None, None, None, :]
     noise = rng.uniform(0, 0.3, size=(n, frames, height, width, channels)).astype(np.float32)
     return np.clip(noise * (1 - mask) + colour * mask, 0, 1)
 
 
-def _render_tokens(views, shape, rng, classes, fixed, vocabulary):
+def _render_tokens(labels, shape, rng, classes, fixed, vocabulary):
     (length,) = shape
     low, high = vocabulary
     span = max(1, high - low)
     block = max(1, min(20, span // max(classes, 1)))
-    n = len(views)
-    class_words = low + (views[:, None] * block + rng.integers(0, block, size=(n, length))) % span
+    n = len(labels)
+    class_words = low + (labels[:, None] * block + rng.integers(0, block, size=(n, length))) % span
     random_words = rng.integers(low, high, size=(n, length))
     tokens = np.where(rng.random((n, length)) < 0.6, class_words, random_words)
     lengths = rng.integers(max(1, length // 2), length + 1, size=n)
@@ -122,10 +122,10 @@ def _render_tokens(views, shape, rng, classes, fixed, vocabulary):
     return tokens.astype(np.int32)
 
 
-def _tones(views, rng, classes):
+def _tones(labels, rng, classes):
     """A tone per example at a pitch set by its view, log-spaced over four octaves, with noise."""
-    n = len(views)
-    frequency = 150.0 * 2.0 ** (4.0 * views / max(classes, 1)) * rng.uniform(0.97, 1.03, n)
+    n = len(labels)
+    frequency = 150.0 * 2.0 ** (4.0 * labels / max(classes, 1)) * rng.uniform(0.97, 1.03, n)
     t = np.arange(CLIP_SAMPLES, dtype=np.float32)[None, :] / SAMPLE_RATE
     phase = 2 * np.pi * (frequency[:, None] * t + 20.0 * t**2)  # a slight upward chirp
     return (np.sin(phase) + rng.normal(0, 0.5, size=(n, CLIP_SAMPLES))).astype(np.float32)
@@ -145,8 +145,8 @@ def _log_spectra(waves, frames, bins):
     return np.log1p(pooled).astype(np.float32)
 
 
-def _render_audio(views, shape, rng, classes, fixed):
-    waves = _tones(views, rng, classes)
+def _render_audio(labels, shape, rng, classes, fixed):
+    waves = _tones(labels, rng, classes)
     if len(shape) == 1:
         features = _log_spectra(waves, 1, shape[0])[:, 0]
     elif len(shape) == 2:
@@ -160,9 +160,9 @@ def _render_audio(views, shape, rng, classes, fixed):
     return (features - mean) / (std + 1e-6)
 
 
-def _render_vector(views, shape, rng, classes, fixed):
+def _render_vector(labels, shape, rng, classes, fixed):
     prototypes = fixed.normal(size=(classes,) + tuple(shape)).astype(np.float32)
-    return prototypes[views] + rng.normal(0, 1.0, size=(len(views),) + tuple(shape)).astype(np.float32)
+    return prototypes[labels] + rng.normal(0, 1.0, size=(len(labels),) + tuple(shape)).astype(np.float32)
 
 
 RENDERERS = {
@@ -283,9 +283,9 @@ def synthetic_arrays(name_or_model, n=1024, split="train", seed=0, drop_modaliti
     return inputs, _targets(plan, single_output, labels, fixed_rngs)
 
 
-def _render_in_chunks(render, views, shape, rng, classes, fixed):
+def _render_in_chunks(render, labels, shape, rng, classes, fixed):
     chunk = max(1, MAX_CHUNK_ELEMENTS // int(np.prod(shape)))
-    parts = [render(views[i : i + chunk], shape, rng, classes, fixed) for i in range(0, len(views), chunk)]
+    parts = [render(labels[i : i + chunk], shape, rng, classes, fixed) for i in range(0, len(labels), chunk)]
     return np.concatenate(parts).astype(np.float32)
 
 
