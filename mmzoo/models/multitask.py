@@ -18,7 +18,10 @@ class MultiTaskNetwork(MultimodalModel):
     - ``"shared"``: one ``Dense(units, relu)`` extractor (``shared_network``) feeds both heads;
     - ``"separate"``: each task has its own extractor (``task1_extractor``,
       ``task2_extractor``); the tasks share no weight;
-    - ``"hybrid"``: task 1 uses the ``shared_network``, task 2 its own ``task2_extractor``.
+    - ``"hybrid"``: both tasks read the ``shared_network``; task 2 also has its own
+      ``task2_extractor`` and its head reads the two feature vectors concatenated
+      (``task2_features``), so the shared extractor is trained by both losses and the
+      task-2 extractor by task 2 alone.
 
     Each output has its own loss (binary cross-entropy for ``task1``, sparse categorical
     cross-entropy for ``task2``) and accuracy; the training loss is their sum.
@@ -52,7 +55,12 @@ class MultiTaskNetwork(MultimodalModel):
 
         shared = extractor("shared_network") if sharing in ("shared", "hybrid") else None
         task1_features = shared if shared is not None else extractor("task1_extractor")
-        task2_features = shared if sharing == "shared" else extractor("task2_extractor")
+        if sharing == "shared":
+            task2_features = shared
+        elif sharing == "separate":
+            task2_features = extractor("task2_extractor")
+        else:  # hybrid: the shared features and task 2's own, side by side
+            task2_features = layers.Concatenate(name="task2_features")([shared, extractor("task2_extractor")])
         outputs = {
             "task1": classifier(task1_classes, name="task1")(task1_features),
             "task2": classifier(task2_classes, name="task2")(task2_features),
@@ -109,9 +117,15 @@ def multitask_separate(**kwargs):
 @register_model(
     source="004 §4.2 (hybrid network)",
     task="multi-task learning: binary task1 and 2-class task2 from one feature vector",
-    corrections=_MULTITASK_CORRECTIONS,
+    corrections=_MULTITASK_CORRECTIONS
+    + (
+        "the document's hybrid network gave task 1 a 'shared' extractor that only task 1 read "
+        "and task 2 its own: nothing was shared, so it was the separate network; here both "
+        "tasks read the shared extractor and task 2 also reads its own task2_extractor "
+        "(a shared network and a separate network together, as the text defines it)",
+    ),
     test_config=_MULTITASK_TEST_CONFIG,
 )
 def multitask_hybrid(**kwargs):
-    """Multi-task network: task1 on a shared extractor, task2 on its own extractor."""
+    """Multi-task network: a shared extractor both tasks read, plus task2's own extractor."""
     return _multitask("multitask_hybrid", "hybrid", kwargs)
