@@ -99,15 +99,20 @@ def report(rows, footnote):
 
 
 def write_json(rows, path):
-    """Write the rows atomically: a reader (or a killed run) never sees a half-written file."""
+    """Write the rows atomically and durably: a reader (or a killed run, or a power cut) never
+    sees a half-written file. The temporary file and its folder are fsynced before the rename,
+    the folder after it (``mmzoo._atomic.replace``)."""
+    from mmzoo._atomic import make_directories, replace
+
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    make_directories(directory)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".latest-", suffix=".json")
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump([{key: row[key] for key in ROW_KEYS} for row in rows], stream, indent=2)
             stream.write("\n")
-        os.replace(temporary, path)
+        replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise

@@ -16,7 +16,9 @@ unchecked one):
    ``serving_default`` signature are run on a batch of 3 examples (``mmzoo.dummy_batch``;
    the signature is traced with a dynamic batch, never at 3): their outputs must equal
    the model's to ``1e-5``;
-3. the temporary directory is renamed to ``<version>`` in one step: with
+3. the temporary directory is fsynced (every file and folder in it, and
+   ``<export_dir>/<name>/``), then renamed to ``<version>`` in one step, the folder
+   fsynced again after the rename so that the new version survives a power cut: with
    ``renameat2(RENAME_NOREPLACE)`` on Linux, which fails when the name exists, else
    ``os.rename`` after a check (a non-empty directory is never replaced). When an
    automatic version was taken meanwhile (another export, another process), the next
@@ -553,8 +555,21 @@ def _make_temporary(model_dir):
 def _publish(temporary, model_dir, version=None):
     """Rename ``temporary`` to ``<model_dir>/<version>``; ``version`` None: the next free one, retried.
 
+    Durable: every file and folder of ``temporary``, and ``model_dir``, are fsynced before
+    the rename; ``model_dir`` (and its parent, which names it if it is new) after it, so
+    that a power cut never leaves a version directory of missing or empty files.
     Returns the version directory's path.
     """
+    from mmzoo._atomic import fsync_directory, fsync_tree
+
+    fsync_tree(temporary)
+    fsync_directory(model_dir)
+
+    def published(target):
+        fsync_directory(model_dir)
+        fsync_directory(os.path.dirname(os.path.abspath(model_dir)))
+        return target
+
     if version is not None:
         target = os.path.join(model_dir, str(version))
         try:
@@ -564,14 +579,14 @@ def _publish(temporary, model_dir, version=None):
                 f"Version {version} of {os.path.basename(model_dir)!r} exists already: {target}. "
                 "Pass another version, or version=None for the next one."
             ) from None
-        return target
+        return published(target)
     for _ in range(_MAX_VERSION_ATTEMPTS):
         target = os.path.join(model_dir, str(_next_version(model_dir)))
         try:
             _rename_no_replace(temporary, target)
         except FileExistsError:  # taken since we looked: another export got there first
             continue
-        return target
+        return published(target)
     raise RuntimeError(f"Could not find a free version number in {model_dir} after {_MAX_VERSION_ATTEMPTS} tries.")
 
 

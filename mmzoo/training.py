@@ -26,7 +26,8 @@
   name and a rename (:mod:`mmzoo.checkpoints`), so a kill during a save never leaves a
   half-written backup or checkpoint. A NaN or infinite loss always stops
   the run (``TerminateOnNaN``) and ``train`` raises :class:`TrainingDivergedError`,
-  naming the epoch and batch.
+  naming the epoch and batch; the backup of the last finished epoch is then kept (never
+  overwritten by NaN weights), so the run can be started again from it.
 - ``tensorboard_dir`` adds ``TensorBoard``; Keras progress bars follow ``verbose``, and a
   table of the last epoch's training and validation metrics is printed at the end.
 - The data is checked before anything trains: the dataset's input keys must be the
@@ -372,12 +373,21 @@ class _NaNGuard(keras.callbacks.TerminateOnNaN):
         super().on_batch_end(batch, logs)
 
 
-def _diverged(guard, epochs, history):
+def _diverged(guard, epochs, history, backup=None):
+    """The ``TrainingDivergedError`` for a run ``guard`` stopped; ``backup``: its ``AtomicBackupAndRestore``."""
     epoch, batch, loss = guard.stopped_at
+    resume = ""
+    saved = backup.saved_epoch if backup is not None else None
+    if saved:
+        resume = (
+            f" The backup of epoch {saved} (the last finished one) is kept in {backup.backup_dir}: "
+            "train again with the same checkpoint_dir to resume from it (a model compiled "
+            "with a lower learning rate keeps that rate)."
+        )
     return TrainingDivergedError(
         f"Training stopped at epoch {epoch}/{epochs}, batch {batch}: the loss became {loss} "
         "(TerminateOnNaN). Lower the learning rate, check the data for NaN or infinite "
-        "values, or train in float32 (mixed_precision='float32').",
+        "values, or train in float32 (mixed_precision='float32')." + resume,
         epoch=epoch,
         batch=batch,
         loss=loss,
@@ -551,7 +561,8 @@ def train(
             ``MultiWorkerMirroredStrategy`` trains with :func:`distributed_fit`.
         checkpoint_dir: adds ``BackupAndRestore(checkpoint_dir/backup)`` (a killed run
             started again resumes after its last finished epoch; the backup is deleted
-            when a run ends) and ``ModelCheckpoint(checkpoint_dir/best.keras,
+            when a run finishes, and kept when it diverges, so that it can be resumed
+            with a lower learning rate) and ``ModelCheckpoint(checkpoint_dir/best.keras,
             save_best_only=True)`` on ``val_loss`` (``loss`` without validation data).
         tensorboard_dir: adds ``TensorBoard(log_dir=tensorboard_dir)``; needs the
             ``tensorboard`` package (ImportError up front without it).
@@ -567,7 +578,10 @@ def train(
         ValueError: a bad argument, or data that does not fit the model.
         TrainingDivergedError: the loss became NaN or infinite (``TerminateOnNaN``
             stopped the run); the message names the epoch and batch, the error carries
-            the ``history``. The model keeps the weights it had when it stopped.
+            the ``history``. The model keeps the weights it had when it stopped. With
+            ``checkpoint_dir``, the backup of the last finished epoch (finite weights) is
+            kept, and ``best.keras`` is never a model of the diverged epoch: ``train``
+            with the same ``checkpoint_dir`` resumes from that epoch.
     """
     if jit_compile not in JIT_CHOICES or not isinstance(jit_compile, (bool, str)):
         raise ValueError(
@@ -666,7 +680,8 @@ def train(
         if original is not None:
             original.set_weights(model.get_weights())
         if guard.stopped_at is not None:
-            raise _diverged(guard, epochs, history)
+            backup = next((c for c in standard if isinstance(c, AtomicBackupAndRestore)), None)
+            raise _diverged(guard, epochs, history, backup)
         if verbose != 0 and chief:
             print(metrics_table(history))
         return history

@@ -426,3 +426,101 @@ def test_a_run_killed_at_a_random_point_ends_with_the_same_number_of_epochs(kill
         assert resumed[0]["begin"] == done_before[-1]["weights"]
     assert not (tmp_path / "ckpt-killed" / "backup").exists()  # a finished run removes its backup
     assert keras.saving.load_model(tmp_path / "ckpt-killed" / "best.keras", safe_mode=True)
+
+
+# --- what an atomic writer renames into place is on disk first ------------------------------
+
+
+class DiskLog:
+    """Every ``os.fsync`` (the real path of the file or folder synced) and every rename, in order."""
+
+    def __init__(self, monkeypatch):
+        self.events = []
+        fsync, replace, rename = os.fsync, os.replace, os.rename
+
+        def recording_fsync(fd):
+            self.events.append(("fsync", os.path.realpath(os.readlink(f"/proc/self/fd/{fd}"))))
+            return fsync(fd)
+
+        def recorder(function):
+            def renaming(source, target, *args, **kwargs):
+                self.events.append(("rename", os.path.realpath(source), os.path.realpath(target)))
+                return function(source, target, *args, **kwargs)
+
+            return renaming
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        monkeypatch.setattr(os, "replace", recorder(replace))
+        monkeypatch.setattr(os, "rename", recorder(rename))
+        import mmzoo.serving
+
+        monkeypatch.setattr(mmzoo.serving, "_rename_no_replace", recorder(mmzoo.serving._rename_no_replace))
+
+    def check_durable(self, target, files=None):
+        """The last rename onto ``target``: before it, its source (each of ``files`` inside a folder
+        source, and the folder) and the source's folder were fsynced; after it, the target's folder."""
+        target = os.path.realpath(target)
+        renames = [i for i, event in enumerate(self.events) if event[0] == "rename" and event[2] == target]
+        assert renames, f"nothing was renamed onto {target}: {self.events}"
+        index = renames[-1]
+        source = self.events[index][1]
+        before = {event[1] for event in self.events[:index] if event[0] == "fsync"}
+        after = {event[1] for event in self.events[index + 1 :] if event[0] == "fsync"}
+        needed = [source, os.path.dirname(source)] + [os.path.join(source, name) for name in files or ()]
+        missing = [path for path in needed if path not in before]
+        assert not missing, f"not fsynced before the rename {source} -> {target}: {missing}; log: {self.events}"
+        assert os.path.dirname(target) in after, f"{os.path.dirname(target)} not fsynced after the rename"
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd")
+
+
+@needs_proc
+def test_save_model_atomically_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):
+    from mmzoo.checkpoints import save_model_atomically
+
+    model = build_small("mlp")
+    log = DiskLog(monkeypatch)
+    save_model_atomically(model, tmp_path / "model.keras")
+    log.check_durable(tmp_path / "model.keras")
+
+
+@needs_proc
+def test_checkpoint_and_backup_are_fsynced_before_and_after_their_renames(tmp_path, monkeypatch):
+    from mmzoo.checkpoints import AtomicBackupAndRestore, AtomicModelCheckpoint
+
+    model = build_small("mlp")
+    data = mmzoo.data.synthetic(model, n=16, batch_size=8)
+    callbacks = [
+        AtomicBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False),
+        AtomicModelCheckpoint(str(tmp_path / "best.keras"), monitor="loss", save_best_only=False),
+    ]
+    log = DiskLog(monkeypatch)
+    model.fit(data, epochs=2, callbacks=callbacks, verbose=0)
+    log.check_durable(tmp_path / "best.keras")
+    log.check_durable(tmp_path / "backup" / "state", files=["latest.weights.h5", "training_metadata.json"])
+
+
+@needs_proc
+def test_an_export_is_fsynced_before_and_after_it_is_published(tmp_path, monkeypatch):
+    model = build_small("mlp")
+    log = DiskLog(monkeypatch)
+    path = mmzoo.export(model, export_dir=tmp_path / "exports", verbose=False)
+    files = [str(p.relative_to(path)) for p in pathlib.Path(path).rglob("*")]
+    assert "saved_model.pb" in files and "variables" in files
+    log.check_durable(path, files=files)
+
+
+@needs_proc
+def test_benchmark_json_is_fsynced_before_and_after_its_rename(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks_common", pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
+    )
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    log = DiskLog(monkeypatch)
+    row = {"name": "a", "ours": 2.0, "baseline": 1.0, "unit": "x/s", "ratio": 2.0}
+    common.write_json([row], str(tmp_path / "results" / "latest.json"))
+    log.check_durable(tmp_path / "results" / "latest.json")

@@ -478,3 +478,108 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
         np.testing.assert_array_equal(saved[key], restored[key])  # started from the end of epoch 1
     assert not os.path.exists(os.path.join(checkpoints, "backup"))
     assert os.path.exists(os.path.join(checkpoints, "best.keras"))
+
+
+# --- a diverged run keeps its backup ---------------------------------------------------------
+
+
+class _PoisonableBatches(keras.utils.PyDataset):
+    """``(inputs, targets)`` in batches of 8; NaN targets while ``poisoned`` (set by a callback)."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.poisoned = x, y, False
+
+    def __len__(self):
+        return len(self.y) // 8
+
+    def __getitem__(self, index):
+        part = slice(index * 8, (index + 1) * 8)
+        y = np.full_like(self.y[part], np.nan) if self.poisoned else self.y[part]
+        return {key: value[part] for key, value in self.x.items()}, y
+
+
+def _weights_of(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def test_a_diverged_run_keeps_the_backup_of_its_last_finite_epoch_and_resumes_from_it(tmp_path):
+    """NaN targets in epoch 3: epochs 1-2 stay in the backup (weights and epoch), best.keras stays
+    the finite epoch-2 model, and a second run with a lower learning rate resumes at epoch 3."""
+    model = build_small("mlp")
+    x, y = synthetic_arrays(model, n=32)
+    batches = _PoisonableBatches(x, y)
+    ckpt = tmp_path / "ckpt"
+    ended, best_bytes = {}, {}
+
+    class Poison(keras.callbacks.Callback):  # runs after the backup and the checkpoint of each epoch
+        def on_epoch_begin(self, epoch, logs=None):
+            batches.poisoned = epoch == 2
+
+        def on_epoch_end(self, epoch, logs=None):
+            ended[epoch] = _weights_of(self.model)
+            if (ckpt / "best.keras").exists():
+                best_bytes[epoch] = (ckpt / "best.keras").read_bytes()
+
+    with pytest.raises(TrainingDivergedError, match=r"epoch 3/5, batch 1") as error:
+        train(model, batches, epochs=5, checkpoint_dir=ckpt, callbacks=[Poison()], verbose=0)
+    assert error.value.history.epoch == [0, 1, 2]
+    assert "backup of epoch 2" in str(error.value) and "same checkpoint_dir" in str(error.value)
+    assert not all(np.all(np.isfinite(w)) for w in ended[2]), "the poisoned epoch should have NaN weights"
+
+    # The backup is the end of epoch 2 (index 1): its epoch number, and its finite weights.
+    backup = ckpt / "backup" / "state"
+    assert backup.is_dir(), f"the diverged run removed its backup: {sorted(p.name for p in ckpt.iterdir())}"
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
+    saved = build_small("mlp")
+    saved.load_weights(backup / "latest.weights.h5")
+    for restored, expected in zip(_weights_of(saved), ended[1]):
+        assert np.all(np.isfinite(restored))
+        np.testing.assert_array_equal(restored, expected)
+    # best.keras was not overwritten by the poisoned epoch.
+    assert (ckpt / "best.keras").read_bytes() == best_bytes[1]
+    best = keras.saving.load_model(ckpt / "best.keras", safe_mode=True)
+    assert all(np.all(np.isfinite(w)) for w in best.get_weights())
+
+    # Start again, same checkpoint_dir, clean data and a lower learning rate: epochs 3-5 only.
+    again = build_small("mlp")
+    arguments = again.default_compile_arguments()
+    arguments["optimizer"] = keras.optimizers.Adam(learning_rate=1e-5)
+    again.compile(**arguments)
+    began = []
+    probe = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: began.append(_weights_of(again)))
+    history = train(again, _PoisonableBatches(x, y), epochs=5, checkpoint_dir=ckpt, callbacks=[probe], verbose=0)
+    assert history.epoch == [2, 3, 4]  # resumed, not from scratch
+    for restored, expected in zip(began[0], ended[1]):
+        np.testing.assert_array_equal(restored, expected)
+    assert float(keras.ops.convert_to_numpy(again.optimizer.learning_rate)) == pytest.approx(1e-5)
+    assert all(np.isfinite(history.history["loss"]))
+    assert all(np.all(np.isfinite(w)) for w in again.get_weights())
+    assert not (ckpt / "backup").exists()  # a finished run removes its backup
+
+
+def test_a_run_diverging_in_its_first_epoch_writes_no_nan_checkpoint(tmp_path):
+    """ModelCheckpoint's first comparison is against None, so a NaN first epoch would be 'best'."""
+    model = build_small("mlp")
+    x, y = synthetic_arrays(model, n=16)
+    batches = _PoisonableBatches(x, y)
+    batches.poisoned = True
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1/2, batch 1"):
+        train(model, batches, epochs=2, checkpoint_dir=tmp_path, verbose=0)
+    assert not (tmp_path / "best.keras").exists(), "a NaN model was saved as the best one"
+    assert not (tmp_path / "backup" / "state").exists(), "a NaN epoch was backed up"
+
+
+def test_a_nan_monitored_value_is_never_the_best_checkpoint(tmp_path):
+    """save_best_only: a NaN first val_loss is not saved (Keras compares it with None), nor does it
+    block the finite epochs after it (every comparison with NaN is False)."""
+    from mmzoo.checkpoints import AtomicModelCheckpoint
+
+    path = tmp_path / "best.keras"
+    checkpoint = AtomicModelCheckpoint(str(path), monitor="val_loss", mode="min", save_best_only=True)
+    checkpoint.set_model(build_small("mlp"))
+    checkpoint.on_train_begin()
+    checkpoint.on_epoch_end(0, {"loss": 0.7, "val_loss": float("nan")})
+    assert not path.exists(), "a NaN val_loss was saved as the best model"
+    checkpoint.on_epoch_end(1, {"loss": 0.6, "val_loss": 0.5})
+    assert path.exists(), "the first finite val_loss after a NaN one was not saved"
