@@ -431,7 +431,7 @@ def test_cifar10_under_mock_data_is_shaped_for_cifar_multimodal():
         raw = list(tfds.load("cifar10", split="test").as_numpy_iterator())
         dataset = cifar10(split="test", batch_size=5)
         batches = list(dataset.as_numpy_iterator())
-        masked = next(iter(cifar10(split="train", batch_size=None, include_masks=True)))
+        masked = next(iter(cifar10(split="train", batch_size=None, include_presence=True)))
     assert dataset.class_names == list(CIFAR10_CLASS_NAMES)
     features, labels = dataset.element_spec
     assert sorted(features) == ["audio", "image", "text"]
@@ -450,8 +450,9 @@ def test_cifar10_under_mock_data_is_shaped_for_cifar_multimodal():
     assert not text.any() and not audio.any()  # zeros for every label: nothing leaks from y
 
     x, y = masked
-    assert sorted(x) == ["audio", "audio_mask", "image", "text", "text_mask"]
-    assert x["text_mask"].shape == () and float(x["text_mask"]) == 0.0 and float(x["audio_mask"]) == 0.0
+    assert sorted(x) == ["audio", "audio_present", "image", "image_present", "text", "text_present"]
+    assert x["text_present"].shape == () and float(x["text_present"]) == 0.0 and float(x["audio_present"]) == 0.0
+    assert float(x["image_present"]) == 1.0
     assert not np.any(x["text"].numpy()) and 0 <= int(y) < 10
 
 
@@ -463,3 +464,82 @@ def test_cifar10_trains_cifar_multimodal():
     assert np.isfinite(history.history["loss"][0])
     with pytest.raises(ValueError, match="batch_size"):
         cifar10(batch_size=0)
+
+
+# --- masks that a model reads (issue 13) --------------------------------------------------
+
+
+def test_cifar10_presence_flags_feed_cifar_multimodal_with_missing_modalities():
+    with tfds.testing.mock_data(num_examples=16):
+        dataset = cifar10(split="train", batch_size=8, seed=1, include_presence=True)
+        x, _ = next(iter(dataset))
+        model = mmzoo.build("cifar_multimodal", hidden_units=16, missing_modalities=True)
+        history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        with pytest.warns(DeprecationWarning, match="include_presence"):
+            legacy = next(iter(cifar10(split="train", batch_size=None, include_masks=True)))[0]
+    assert sorted(x) == ["audio", "audio_present", "image", "image_present", "text", "text_present"]
+    assert x["text_present"].shape == (8,) and x["text_present"].dtype == tf.float32
+    assert not np.any(x["text_present"]) and not np.any(x["audio_present"]) and np.all(x["image_present"] == 1)
+    assert np.isfinite(history.history["loss"][0])
+    assert sorted(legacy) == sorted(x)  # the old keyword is an alias of include_presence
+    assert not any(key.endswith("_mask") for key in legacy)  # no mask that no model reads
+    with pytest.raises(ValueError, match="include_presence"):
+        cifar10(include_presence="yes")
+
+
+def _short_clips(root):
+    """Two classes of .npy clips of 2 and 3 frames, each frame a constant grey level."""
+    for label, name in enumerate(["jump", "run"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for stem, count in [("a", 2), ("b", 3)]:
+            frames = np.stack([np.full((5, 5, 3), 40 * (t + 1) + label, np.uint8) for t in range(count)])
+            np.save(folder / f"{stem}.npy", frames)
+    return root
+
+
+def test_zero_padded_clips_yield_a_frame_mask(tmp_path):
+    root = _short_clips(tmp_path / "data")
+    padded = from_directory(root, num_frames=4, frame_size=(5, 5), video_pad="zeros", validation_split=0.0,
+                            shuffle=False, batch_size=2)
+    spec = padded.train.element_spec[0]
+    assert sorted(spec) == ["video", "video_mask"]
+    assert spec["video_mask"].shape.as_list() == [None, 4] and spec["video_mask"].dtype == tf.float32
+    for features, _ in examples(padded.train):
+        real = int(features["video_mask"].sum())
+        assert real in (2, 3) and features["video_mask"].tolist() == [1.0] * real + [0.0] * (4 - real)
+        assert features["video"][real:].max() == 0.0 and features["video"][:real].min() > 0.0
+    # Repeated frames are real frames: no padding, no mask.
+    repeated = from_directory(root, num_frames=4, frame_size=(5, 5), validation_split=0.0, batch_size=2)
+    assert sorted(repeated.train.element_spec[0]) == ["video"]
+    # The mask follows the video input's name.
+    renamed = from_directory(root, num_frames=4, frame_size=(5, 5), video_pad="zeros", validation_split=0.0,
+                             batch_size=2, input_names={"video": "clip"})
+    assert sorted(renamed.train.element_spec[0]) == ["clip", "clip_mask"]
+
+
+def test_zero_padded_clips_feed_face_recognition_with_video_mask(tmp_path):
+    root = _short_clips(tmp_path / "data")
+    data = from_directory(root, num_frames=4, frame_size=(10, 10), video_pad="zeros", validation_split=0.0,
+                          shuffle=False, batch_size=4)
+    config = {**mmzoo.registry.get_entry("face_recognition").test_config, "frame_count": 4, "num_faces": 2}
+    model = mmzoo.build("face_recognition", video_mask=True, **config)
+    rng = np.random.default_rng(0)
+
+    def add_image_and_audio(features, label):
+        batch = tf.shape(features["video"])[0]
+        image = tf.random.stateless_uniform((batch, 10, 10, 3), seed=(1, 2))
+        audio = tf.random.stateless_uniform((batch, config["mfcc_features_size"]), seed=(3, 4))
+        return {**features, "image": image, "audio": audio}, {"face": label}
+
+    dataset = data.train.map(add_image_and_audio)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    x, _ = next(iter(dataset))
+    x = {key: value.numpy() for key, value in x.items()}
+    expected = model.predict(x, verbose=0)["face"]
+    noisy = x["video"].copy()
+    padding = x["video_mask"] == 0
+    assert padding.any()
+    noisy[padding] = rng.random(noisy[padding].shape)
+    np.testing.assert_allclose(model.predict({**x, "video": noisy}, verbose=0)["face"], expected, atol=1e-5)

@@ -143,3 +143,34 @@ def test_image_text_classifier_accepts_small_images_and_pools_text():
     x, _ = mmzoo.dummy_batch(model, batch_size=2)
     assert x["image"].shape == (2, 16, 16, 3) and x["text_input"].shape == (2, 7)
     assert model.predict(x, verbose=0).shape == (2, 3)
+
+
+def test_cifar_multimodal_missing_modalities_takes_presence_flags(tmp_path):
+    """With ``missing_modalities=True`` an absent modality (flag 0) contributes nothing (issue 13)."""
+    assert not any(key.endswith("_present") for key in mmzoo.describe("cifar_multimodal").inputs)
+    model = build_small("cifar_multimodal", missing_modalities=True)
+    for key in ("image_present", "text_present", "audio_present"):
+        assert tuple(model.input[key].shape) == (None,) and model.input[key].dtype == "float32"
+    x, y = mmzoo.dummy_batch(model, batch_size=4, seed=1)
+    x.update(image_present=np.ones(4, "float32"), text_present=np.zeros(4, "float32"),
+             audio_present=np.zeros(4, "float32"))
+    expected = np.asarray(model(x))
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # whatever the absent text and audio hold
+        other = {**x, "text": rng.normal(size=x["text"].shape).astype("float32"),
+                 "audio": rng.normal(scale=10.0, size=x["audio"].shape).astype("float32")}
+        np.testing.assert_allclose(model(other), expected, atol=1e-6)
+    present = {**x, "text_present": np.ones(4, "float32")}
+    assert not np.allclose(model(present), expected, atol=1e-6)  # a present text is read
+    # All present: the same model as without the option, weight for weight.
+    plain = build_small("cifar_multimodal")
+    plain.set_weights(model.get_weights())
+    ones = {key: np.ones(4, "float32") for key in ("image_present", "text_present", "audio_present")}
+    plain_x = {key: x[key] for key in ("image", "text", "audio")}
+    np.testing.assert_allclose(model({**x, **ones}), plain(plain_x), atol=1e-6)
+    assert np.isfinite(model.train_on_batch(x, y)).all()
+    model.save(tmp_path / "cifar.keras")
+    loaded = keras.saving.load_model(tmp_path / "cifar.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    with pytest.raises(ValueError, match="missing_modalities="):
+        build_small("cifar_multimodal", missing_modalities=1)

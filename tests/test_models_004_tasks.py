@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from helpers import build_small, check_forward
+from helpers import as_dict, build_small, check_forward
 from mmzoo.metrics import cosine_similarity, recall_at_k
 from mmzoo.models.multitask import MultiTaskNetwork
 from mmzoo.models.recognition import EmotionRecognition, FaceRecognition
@@ -99,7 +99,7 @@ def test_multitask_builders_fix_sharing_and_check_arguments():
         mmzoo.build("multitask_shared", sharing="separate")
     with pytest.raises(ValueError, match="sharing"):
         MultiTaskNetwork(sharing="both")
-    with pytest.raises(ValueError, match="units"):
+    with pytest.raises(ValueError, match="`units` must be a positive integer. Received: units=0"):
         mmzoo.build("multitask_hybrid", units=0)
     with pytest.raises(ValueError, match="task2_classes"):
         mmzoo.build("multitask_hybrid", task2_classes=1.5)
@@ -320,16 +320,16 @@ def test_recall_from_embeddings_equals_recall_from_their_similarity():
 
 
 @pytest.mark.parametrize(
-    "args, kwargs, argument",
+    "args, kwargs, message",
     [
-        ((np.ones((3, 4)),), {}, "a"),  # a similarity matrix must be square
-        ((np.ones((3, 4)), np.ones((2, 4))), {}, "b"),
-        ((np.eye(3),), {"k": 0}, "k"),
-        ((np.eye(3),), {"names": ("text",)}, "names"),
+        ((np.ones((3, 4)),), {}, r"Without `b`, `a` must be a square similarity matrix. Received: a of shape \(3, 4\)"),
+        ((np.ones((3, 4)), np.ones((2, 4))), {}, r"`a` and `b` must hold the same number of paired items"),
+        ((np.eye(3),), {"k": 0}, r"`k` must be a positive integer or a sequence of them. Received: k=0"),
+        ((np.eye(3),), {"names": ("text",)}, r"`names` must be two strings. Received: names=\('text',\)"),
     ],
 )
-def test_recall_refuses_bad_arguments(args, kwargs, argument):
-    with pytest.raises(ValueError, match=f"{argument}"):
+def test_recall_refuses_bad_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
         recall_at_k(*args, **kwargs)
 
 
@@ -502,3 +502,86 @@ def test_classes_are_the_registered_builders_models():
     assert type(mmzoo.build("face_recognition", compile=False)) is FaceRecognition
     assert type(mmzoo.build("cross_modal_retrieval", compile=False)) is CrossModalRetrieval
     assert all(type(mmzoo.build(name, compile=False)) is MultiTaskNetwork for name in MULTITASK)
+
+
+# --------------------------------------------------------------------------- masks of padded frames (issue 13)
+
+
+def _padded(x, key, mask, rng):
+    """``x`` with the frames of ``x[key]`` that ``mask`` marks as padding (0) replaced by random values."""
+    values = np.array(x[key], copy=True)
+    padding = mask == 0
+    values[padding] = rng.normal(scale=5.0, size=values[padding].shape).astype(values.dtype)
+    return {**x, key: values}
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "attention"])
+def test_face_video_mask_excludes_padded_frames_from_temporal_pooling(pooling):
+    model = build_small("face_recognition", temporal_pooling=pooling, video_mask=True)
+    frame_count = model.get_config()["frame_count"]
+    assert tuple(model.input["video_mask"].shape) == (None, frame_count)
+    x, _ = mmzoo.dummy_batch(model, batch_size=3, seed=7)
+    mask = np.ones((3, frame_count), "float32")
+    mask[0, 2:] = 0  # two real frames, then padding
+    mask[1, 1:] = 0  # one real frame
+    x["video_mask"] = mask
+    zeros = {**x, "video": np.where(mask[:, :, None, None, None] > 0, x["video"], 0.0).astype("float32")}
+    expected = model(zeros)
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # the same prediction whatever the padded frames hold
+        other = model(_padded(zeros, "video", mask, rng))
+        for key in ("face", "embedding"):
+            np.testing.assert_allclose(other[key], expected[key], atol=1e-5, err_msg=key)
+    # The mask is read: counting the padded frames in changes the prediction of the padded clips.
+    unmasked = model({**_padded(zeros, "video", mask, rng), "video_mask": np.ones_like(mask)})
+    assert not np.allclose(unmasked["face"][:2], expected["face"][:2], atol=1e-6)
+    np.testing.assert_allclose(unmasked["face"][2], expected["face"][2], atol=1e-6)  # no padding: same
+
+
+def test_face_video_mask_is_off_by_default_and_all_ones_changes_nothing(tmp_path):
+    assert "video_mask" not in mmzoo.describe("face_recognition").inputs
+    assert mmzoo.describe("face_recognition").defaults["video_mask"] is False
+    plain = build_small("face_recognition")
+    masked = build_small("face_recognition", video_mask=True)
+    masked.set_weights(plain.get_weights())  # the mask input adds no weight
+    x, _ = mmzoo.dummy_batch(plain, batch_size=2, seed=8)
+    ones = np.ones((2, plain.get_config()["frame_count"]), "float32")
+    np.testing.assert_allclose(masked({**x, "video_mask": ones})["face"], plain(x)["face"], atol=1e-6)
+    # The mask survives a `.keras` file in safe mode and a config round trip.
+    mask = ones.copy()
+    mask[:, -1] = 0
+    masked.save(tmp_path / "face.keras")
+    loaded = keras.saving.load_model(tmp_path / "face.keras", safe_mode=True)
+    np.testing.assert_allclose(
+        loaded({**x, "video_mask": mask})["face"], masked({**x, "video_mask": mask})["face"], atol=1e-6
+    )
+    assert FaceRecognition.from_config(masked.get_config()).get_config() == masked.get_config()
+    with pytest.raises(ValueError, match="video_mask="):
+        build_small("face_recognition", video_mask="yes")
+
+
+@pytest.mark.parametrize("name", ["emotion", "face_recognition", "cross_modal_retrieval"])
+def test_mfcc_audio_mask_excludes_padded_frames_from_the_mean(name):
+    model = build_small(name, mfcc_frames=4, audio_mask=True)
+    assert tuple(model.input["audio_mask"].shape) == (None, 4)
+    x, _ = mmzoo.dummy_batch(model, batch_size=3, seed=9)
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]], "float32")
+    x["audio_mask"] = mask
+    x["audio"] = np.where(mask[:, :, None] > 0, x["audio"], 0.0).astype("float32")
+    expected = as_dict(model(x))
+    rng = np.random.default_rng(1)
+    other = as_dict(model(_padded(x, "audio", mask, rng)))
+    for key in expected:
+        np.testing.assert_allclose(other[key], expected[key], atol=1e-5, err_msg=key)
+    # The mean is over the real frames: one real frame pools like that frame repeated.
+    repeated = {**x, "audio": np.repeat(x["audio"][:, :1], 4, axis=1), "audio_mask": np.ones_like(mask)}
+    first = {**x, "audio_mask": np.array([[1, 0, 0, 0]] * 3, "float32")}
+    for key, value in as_dict(model(repeated)).items():
+        np.testing.assert_allclose(as_dict(model(first))[key], value, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["emotion", "face_recognition", "cross_modal_retrieval"])
+def test_audio_mask_needs_mfcc_frames_and_is_off_by_default(name):
+    assert "audio_mask" not in mmzoo.describe(name).inputs
+    with pytest.raises(ValueError, match="audio_mask=True, mfcc_frames=None"):
+        build_small(name, mfcc_frames=None, audio_mask=True)

@@ -52,6 +52,7 @@ import json
 import os
 import pathlib
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -489,7 +490,7 @@ def _audio_reader(opts):
 def _video_reader(opts):
     def read(path):
         path = path.decode("utf-8") if isinstance(path, bytes) else str(path)
-        return read_video(path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad)
+        return read_video(path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad, return_mask=True)
 
     return read
 
@@ -543,13 +544,22 @@ def _build(examples, opts, class_names, vectorizer, training):
             if opts.audio_mask:
                 features["audio_mask"] = mask
         if "video" in row:
-            clip = tf.numpy_function(read_video_clip, [row["video"]], tf.float32, stateful=False)
+            clip, frame_mask = tf.numpy_function(
+                read_video_clip, [row["video"]], [tf.float32, tf.float32], stateful=False
+            )
             clip.set_shape((opts.num_frames, *opts.frame_size, opts.channels))
+            frame_mask.set_shape((opts.num_frames,))
             features["video"] = clip
         label = row["label"]
         if opts.label_mode == "categorical":
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
-        return {rename.get(key, key): value for key, value in features.items()}, label
+        features = {rename.get(key, key): value for key, value in features.items()}
+        if "video" in row and opts.video_pad == "zeros":
+            # Zero-padded clips end in black frames: "<video input>_mask" (1 real frame, 0 padding)
+            # says which, for a model built with video_mask=True (face_recognition) to leave them out.
+            # Repeated frames ("repeat") are real frames: no mask.
+            features[f"{rename.get('video', 'video')}_mask"] = frame_mask
+        return features, label
 
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if opts.cache:
@@ -572,15 +582,32 @@ def _build(examples, opts, class_names, vectorizer, training):
     return dataset
 
 
-def _load(examples, class_names, opts, what):
-    """Split, check every file, adapt the vectorizer on the training texts, build both datasets."""
-    validation_indices = _split(examples, opts.validation_split, opts.seed, opts.stratify)
+def _test_and_validation_indices(examples, opts, test_split):
+    """``(test indices, validation indices)``: the test split drawn first, then the validation split.
+
+    Both fractions are of all the examples, each drawn with the seed (per class when
+    ``stratify``); without a test split the validation draw is exactly the one it always was.
+    """
+    if not test_split:
+        return set(), _split(examples, opts.validation_split, opts.seed, opts.stratify)
+    test = _split(examples, test_split, [opts.seed, 1], opts.stratify)  # its own seeded stream
+    rest = [i for i in range(len(examples)) if i not in test]
+    fraction = opts.validation_split / (1 - test_split)  # of what the test split leaves
+    chosen = _split([examples[i] for i in rest], fraction, opts.seed, opts.stratify)
+    return test, {rest[j] for j in chosen}
+
+
+def _load(examples, class_names, opts, what, test_split=0.0):
+    """Split, check every file, adapt the vectorizer on the training texts, build the datasets."""
+    test_indices, validation_indices = _test_and_validation_indices(examples, opts, test_split)
     skipped = SkippedFiles(strict=opts.strict)
     kept = _check_all(examples, opts, skipped)
     skipped.warn(what)
     kept_ids = {id(e) for e in kept}
-    train = [e for i, e in enumerate(examples) if i not in validation_indices and id(e) in kept_ids]
+    held_out = validation_indices | test_indices
+    train = [e for i, e in enumerate(examples) if i not in held_out and id(e) in kept_ids]
     validation = [e for i, e in enumerate(examples) if i in validation_indices and id(e) in kept_ids]
+    test = [e for i, e in enumerate(examples) if i in test_indices and id(e) in kept_ids]
     if not train:
         raise ValueError(
             f"No readable training examples ({len(examples)} found, {len(skipped.errors)} unreadable files skipped)."
@@ -776,7 +803,7 @@ def from_manifest(
 def cifar10(
     split="train",
     batch_size=64,
-    include_masks=False,
+    include_presence=False,
     shuffle=None,
     seed=0,
     text_dim=128,
@@ -784,30 +811,37 @@ def cifar10(
     data_dir=None,
     download=True,
     shuffle_buffer=10000,
+    include_masks=None,
 ):
     """CIFAR-10 through ``tensorflow_datasets``, shaped for the ``cifar_multimodal`` model.
 
     Document 000 §5.2 feeds the three-input model images only. CIFAR-10 has no text or
     audio, so ``text`` and ``audio`` are zero vectors (never derived from the label);
-    with ``include_masks=True`` the scalar ``text_mask`` and ``audio_mask`` are 0.0 to
-    say so explicitly.
+    with ``include_presence=True`` the presence flags say so explicitly:
+    ``image_present`` 1.0, ``text_present`` and ``audio_present`` 0.0, the inputs of
+    ``cifar_multimodal`` built with ``missing_modalities=True``, which then ignores the
+    absent text and audio entirely.
 
     Args:
         split: a TFDS split: "train", "test", or a slice such as "train[:90%]".
         batch_size: batch size, or ``None`` for unbatched examples.
-        include_masks: also yield ``text_mask`` and ``audio_mask`` (float32, 0.0).
+        include_presence: also yield ``image_present`` (1.0), ``text_present`` and
+            ``audio_present`` (0.0), float32 scalars per example, for
+            ``mmzoo.build("cifar_multimodal", missing_modalities=True)``.
         shuffle: shuffle each epoch (default: for splits starting with "train").
         seed: shuffling seed.
         text_dim, audio_dim: widths of the zero ``text`` and ``audio`` vectors.
         data_dir: the TFDS data folder (``None``: TFDS's default, ~/tensorflow_datasets).
         download: let TFDS download and prepare CIFAR-10 when it is not there (network).
         shuffle_buffer: examples held by the shuffle buffer.
+        include_masks: deprecated alias of ``include_presence`` (it yielded ``text_mask``
+            and ``audio_mask``, which no model read); warns ``DeprecationWarning``.
 
     Returns:
         A ``tf.data.Dataset`` of ``({"image": float32 (32, 32, 3) in [0, 1], "text":
-        float32 (text_dim,) zeros, "audio": float32 (audio_dim,) zeros[, "text_mask",
-        "audio_mask": float32 0.0]}, int32 label)``, batched when ``batch_size``; its
-        ``class_names`` attribute lists the ten classes.
+        float32 (text_dim,) zeros, "audio": float32 (audio_dim,) zeros[, "image_present":
+        1.0, "text_present", "audio_present": float32 0.0]}, int32 label)``, batched when
+        ``batch_size``; its ``class_names`` attribute lists the ten classes.
     """
     import tensorflow_datasets as tfds  # imported here: slow to import, only this loader needs it
 
@@ -815,7 +849,17 @@ def cifar10(
         raise ValueError(f"`split` must be a TFDS split string such as 'train'. Received: split={split!r}")
     if batch_size is not None:
         check_positive_int("batch_size", batch_size)
-    check_bool("include_masks", include_masks)
+    check_bool("include_presence", include_presence)
+    if include_masks is not None:
+        check_bool("include_masks", include_masks)
+        warnings.warn(
+            "cifar10(include_masks=...) is deprecated: use include_presence=..., which yields "
+            "image_present, text_present and audio_present (no model read text_mask and audio_mask) "
+            "for mmzoo.build('cifar_multimodal', missing_modalities=True).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        include_presence = include_presence or include_masks
     if shuffle is None:
         shuffle = split.startswith("train")
     check_bool("shuffle", shuffle)
@@ -838,9 +882,10 @@ def cifar10(
             "text": tf.zeros((text_dim,), tf.float32),
             "audio": tf.zeros((audio_dim,), tf.float32),
         }
-        if include_masks:
-            features["text_mask"] = tf.constant(0.0, tf.float32)
-            features["audio_mask"] = tf.constant(0.0, tf.float32)
+        if include_presence:
+            features["image_present"] = tf.constant(1.0, tf.float32)
+            features["text_present"] = tf.constant(0.0, tf.float32)
+            features["audio_present"] = tf.constant(0.0, tf.float32)
         return features, tf.cast(example["label"], tf.int32)
 
     if shuffle:

@@ -12,6 +12,12 @@ It becomes ``num_frames`` frames of ``frame_size``: a longer clip is sampled uni
 (``pad="repeat"``) or followed by black frames (``pad="zeros"``, with a mask saying
 which frames are real). Only the sampled frames are decoded.
 
+The loaders (:func:`mmzoo.data.loaders.from_directory`, ``from_manifest``) yield that mask
+as ``video_mask`` (``<video input name>_mask`` when ``input_names`` renames ``video``),
+float32 ``(num_frames,)``, with ``video_pad="zeros"`` only: repeated frames are real
+frames. A model built with ``video_mask=True`` (``face_recognition``) takes it and leaves
+the black padding frames out of its pooling over time.
+
 Example:
 >>> import numpy as np
 >>> sample_frame_indices(10, 4)[0].tolist()
@@ -137,7 +143,9 @@ def read_video(path, num_frames=16, frame_size=(64, 64), channels=3, pad="repeat
         frame_size: (height, width) of the output frames.
         channels: 1, 3 or 4.
         pad: how a clip shorter than ``num_frames`` is extended: "repeat" (frames
-            repeated evenly) or "zeros" (black frames at the end).
+            repeated evenly, all real: the mask is all ones) or "zeros" (black frames at
+            the end, 0.0 in the mask; feed the mask to a model's ``video_mask`` input so
+            that its pooling leaves them out).
         interpolation: a ``tf.image.resize`` method.
         return_mask: also return the (num_frames,) float32 mask of real frames.
 

@@ -4,7 +4,14 @@ import keras
 from keras import layers
 
 from mmzoo.layers import AttentionPooling, ConcatFusion, MaskedPooling
-from mmzoo.models.base import MultimodalModel, check_choice, check_positive_int, classifier, target_kind
+from mmzoo.models.base import (
+    MultimodalModel,
+    check_bool,
+    check_choice,
+    check_positive_int,
+    classifier,
+    target_kind,
+)
 from mmzoo.registry import register_model
 
 TEMPORAL_POOLING = ("mean", "max", "attention")
@@ -51,11 +58,18 @@ def check_image_arguments(image_height, image_width, image_channels, conv_filter
     return conv_filters
 
 
-def check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units):
+def check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units, audio_mask=False):
     check_positive_int("mfcc_features_size", mfcc_features_size)
     check_positive_int("audio_units", audio_units)
     if mfcc_frames is not None:
         check_positive_int("mfcc_frames", mfcc_frames)
+    check_bool("audio_mask", audio_mask)
+    if audio_mask and mfcc_frames is None:
+        raise ValueError(
+            "`audio_mask` marks the real MFCC frames of a sequence: it needs `mfcc_frames` (an integer); "
+            "one MFCC vector per clip has no frame to mask. "
+            f"Received: audio_mask={audio_mask!r}, mfcc_frames={mfcc_frames!r}"
+        )
 
 
 def check_text_arguments(sequence_length, vocabulary_size, embedding_size):
@@ -80,6 +94,11 @@ def text_input(sequence_length, name="text"):
 def audio_input(mfcc_features_size, mfcc_frames, name="audio"):
     shape = (mfcc_features_size,) if mfcc_frames is None else (mfcc_frames, mfcc_features_size)
     return keras.Input(shape, name=name)
+
+
+def mask_input(steps, name):
+    """A ``(steps,)`` float32 mask input: 1.0 on real steps (frames), 0.0 on padding."""
+    return keras.Input((steps,), name=name)
 
 
 def conv_blocks(conv_filters, name):
@@ -111,11 +130,15 @@ def text_encoder(tokens, vocabulary_size, embedding_size, name="text"):
     return MaskedPooling("mean", name=f"{name}_pool")(embedded)
 
 
-def audio_encoder(mfcc, audio_units, name="audio"):
-    """The document's Dense(128, relu) on an MFCC vector, or on each MFCC frame then averaged over time."""
+def audio_encoder(mfcc, audio_units, name="audio", mask=None):
+    """The document's Dense(128, relu) on an MFCC vector, or on each MFCC frame then averaged over time.
+
+    ``mask``: a ``(batch, frames)`` mask of the real MFCC frames (1 real, 0 padding); the
+    mean over time is over the real frames only. None: every frame is real.
+    """
     x = layers.Dense(audio_units, activation="relu", name=f"{name}_dense")(mfcc)
     if len(mfcc.shape) == 3:
-        x = MaskedPooling("mean", name=f"{name}_pool")(x)
+        x = MaskedPooling("mean", name=f"{name}_pool")(x, mask=mask)
     return x
 
 
@@ -146,6 +169,9 @@ class EmotionRecognition(MultimodalModel):
             single Conv2D(32) by default. The last feature map is averaged into a vector.
         audio_units: width of the document's audio Dense(128, relu).
         num_emotions: emotion classes of the softmax output.
+        audio_mask: add an ``audio_mask`` input, float32 ``(mfcc_frames,)``, 1.0 on the real
+            MFCC frames and 0.0 on padding: the mean over time leaves the padded frames out,
+            whatever they hold. Needs ``mfcc_frames``. False (default): every frame counts.
 
     Example:
     >>> import mmzoo
@@ -170,10 +196,11 @@ class EmotionRecognition(MultimodalModel):
         conv_filters=(32,),
         audio_units=128,
         num_emotions=7,
+        audio_mask=False,
         **kwargs,
     ):
         check_text_arguments(sequence_length, vocabulary_size, embedding_size)
-        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units)
+        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units, audio_mask)
         conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
         check_positive_int("num_emotions", num_emotions)
         inputs = {
@@ -181,8 +208,10 @@ class EmotionRecognition(MultimodalModel):
             "audio": audio_input(mfcc_features_size, mfcc_frames),
             "image": image_input(image_height, image_width, image_channels),
         }
+        if audio_mask:
+            inputs["audio_mask"] = mask_input(mfcc_frames, "audio_mask")
         text = text_encoder(inputs["text"], vocabulary_size, embedding_size)
-        audio = audio_encoder(inputs["audio"], audio_units)
+        audio = audio_encoder(inputs["audio"], audio_units, mask=inputs.get("audio_mask"))
         image = image_encoder(inputs["image"], conv_filters)
         merged = ConcatFusion(name="merged_embedding")([text, audio, image])
         outputs = classifier(num_emotions, name="emotion")(merged)
@@ -225,6 +254,13 @@ class FaceRecognition(MultimodalModel):
             ``"attention"`` (learned weights over frames).
         embedding_dim: width of the identity embedding.
         num_faces: identities of the softmax output.
+        video_mask: add a ``video_mask`` input, float32 ``(frame_count,)``, 1.0 on the real
+            frames and 0.0 on padding (the loaders yield it with ``video_pad="zeros"``): the
+            temporal pooling leaves the padded frames out, whatever they hold. False
+            (default): every frame counts, black padding frames included.
+        audio_mask: add an ``audio_mask`` input, float32 ``(mfcc_frames,)``, 1.0 on the real
+            MFCC frames and 0.0 on padding: the mean over time leaves the padded frames out.
+            Needs ``mfcc_frames``.
 
     Example:
     >>> import mmzoo
@@ -250,11 +286,14 @@ class FaceRecognition(MultimodalModel):
         temporal_pooling="mean",
         embedding_dim=128,
         num_faces=10,
+        video_mask=False,
+        audio_mask=False,
         **kwargs,
     ):
         conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
         check_positive_int("frame_count", frame_count)
-        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units)
+        check_bool("video_mask", video_mask)
+        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units, audio_mask)
         check_choice("temporal_pooling", temporal_pooling, TEMPORAL_POOLING)
         check_positive_int("embedding_dim", embedding_dim)
         check_positive_int("num_faces", num_faces)
@@ -264,14 +303,19 @@ class FaceRecognition(MultimodalModel):
             "audio": audio_input(mfcc_features_size, mfcc_frames),
             "video": keras.Input((frame_count,) + frame_shape, name="video"),
         }
+        if video_mask:
+            inputs["video_mask"] = mask_input(frame_count, "video_mask")
+        if audio_mask:
+            inputs["audio_mask"] = mask_input(mfcc_frames, "audio_mask")
         image = image_encoder(inputs["image"], conv_filters)
-        audio = audio_encoder(inputs["audio"], audio_units)
+        audio = audio_encoder(inputs["audio"], audio_units, mask=inputs.get("audio_mask"))
         frame_cnn = keras.Sequential(conv_blocks(conv_filters, "frame"), name="frame_cnn")
         frames = layers.TimeDistributed(frame_cnn, name="per_frame_cnn")(inputs["video"])
         if temporal_pooling == "attention":
-            video = AttentionPooling(conv_filters[-1], name="temporal_pool")(frames)
+            pooling = AttentionPooling(conv_filters[-1], name="temporal_pool")
         else:
-            video = MaskedPooling(temporal_pooling, name="temporal_pool")(frames)
+            pooling = MaskedPooling(temporal_pooling, name="temporal_pool")
+        video = pooling(frames, mask=inputs.get("video_mask"))
         merged = ConcatFusion(name="merged_embedding")([image, audio, video])
         identity = layers.Dense(embedding_dim, name="identity")(merged)
         outputs = {
@@ -295,6 +339,10 @@ _LABEL_CORRECTION = (
     "categorical cross-entropy on one-hot labels that were never made; integer labels "
     "with sparse categorical cross-entropy"
 )
+AUDIO_MASK_OPTION = (
+    "option `audio_mask` (with `mfcc_frames`): a (mfcc_frames,) mask input (1 real frame, 0 padding); "
+    "padded MFCC frames take no part in the mean over time"
+)
 _UNDEFINED_CORRECTION = (
     "{names} were undefined; they are arguments (document 004 §3's sizes where it has them)"
 )
@@ -312,6 +360,7 @@ _UNDEFINED_CORRECTION = (
             "the image size and `num_emotions`"
         ),
         "option `mfcc_frames`: audio as a sequence of MFCC frames, averaged over time after the Dense layer",
+        AUDIO_MASK_OPTION,
     ),
     test_config={
         "sequence_length": 6, "vocabulary_size": 30, "embedding_size": 8, "mfcc_features_size": 64,
@@ -333,6 +382,10 @@ def emotion(**kwargs):
         "optical flow, named in the text, is not computed; the per-frame CNN sees the raw frames",
         _LABEL_CORRECTION,
         "an L2-normalised identity `embedding` output is added for verification (no target)",
+        "option `video_mask`: a (frame_count,) mask input (1 real frame, 0 padding, as the loaders "
+        "yield with video_pad='zeros'); padded frames take no part in the temporal pooling",
+        "option `mfcc_frames`: audio as a sequence of MFCC frames, averaged over time after the Dense layer",
+        AUDIO_MASK_OPTION,
         _UNDEFINED_CORRECTION.format(
             names="the image size, `frame_count`, `mfcc_features_size` and `num_faces`"
         ),

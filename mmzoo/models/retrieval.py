@@ -8,6 +8,7 @@ from keras import layers, ops
 from mmzoo.layers import LogitScale
 from mmzoo.models.base import MultimodalModel, check_positive_int, check_positive_number
 from mmzoo.models.recognition import (
+    AUDIO_MASK_OPTION,
     audio_encoder,
     audio_input,
     check_audio_arguments,
@@ -15,6 +16,7 @@ from mmzoo.models.recognition import (
     check_text_arguments,
     image_encoder,
     image_input,
+    mask_input,
     text_encoder,
     text_input,
 )
@@ -90,6 +92,9 @@ class CrossModalRetrieval(MultimodalModel):
         embedding_dim: width of the shared embedding space.
         initial_temperature: the starting softmax temperature (CLIP: 0.07).
         max_logit_scale: the largest logit scale (1 / temperature) allowed (CLIP: 100).
+        audio_mask: add an ``audio_mask`` input, float32 ``(mfcc_frames,)``, 1.0 on the real
+            MFCC frames and 0.0 on padding: the mean over time leaves the padded frames out,
+            whatever they hold. Needs ``mfcc_frames``. False (default): every frame counts.
 
     Example:
     >>> import mmzoo
@@ -122,11 +127,12 @@ class CrossModalRetrieval(MultimodalModel):
         embedding_dim=128,
         initial_temperature=0.07,
         max_logit_scale=100.0,
+        audio_mask=False,
         **kwargs,
     ):
         conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
         check_text_arguments(sequence_length, vocabulary_size, embedding_size)
-        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units)
+        check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units, audio_mask)
         check_positive_int("embedding_dim", embedding_dim)
         check_positive_number("initial_temperature", initial_temperature)
         check_positive_number("max_logit_scale", max_logit_scale)
@@ -140,10 +146,12 @@ class CrossModalRetrieval(MultimodalModel):
             "text": text_input(sequence_length),
             "audio": audio_input(mfcc_features_size, mfcc_frames),
         }
+        if audio_mask:
+            inputs["audio_mask"] = mask_input(mfcc_frames, "audio_mask")
         features = {
             "image": image_encoder(inputs["image"], conv_filters),
             "text": text_encoder(inputs["text"], vocabulary_size, embedding_size),
-            "audio": audio_encoder(inputs["audio"], audio_units),
+            "audio": audio_encoder(inputs["audio"], audio_units, mask=inputs.get("audio_mask")),
         }
         outputs = {}
         for key in RETRIEVAL_MODALITIES:
@@ -205,6 +213,8 @@ class CrossModalRetrieval(MultimodalModel):
         "retrieval is measured by recall@K in both directions (mmzoo.metrics.recall_at_k)",
         "`sequence_length`, `vocabulary_size`, `embedding_size`, `mfcc_features_size` and "
         "the image size were undefined; they are arguments (document 004 §3's sizes where it has them)",
+        "option `mfcc_frames`: audio as a sequence of MFCC frames, averaged over time after the Dense layer",
+        AUDIO_MASK_OPTION,
     ),
     test_config={
         "image_height": 10, "image_width": 10, "sequence_length": 6, "vocabulary_size": 30,
