@@ -157,7 +157,12 @@ def describe(name):
     )
 
 
-def _random_input(rng, shape, dtype, value_range):
+def _random_input(rng, shape, dtype, value_range, key=""):
+    if key.endswith("_present"):  # 1 present, 0 missing
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    if key.endswith("_mask"):  # 1 for the real steps, a prefix of at least one; 0 for the padding after them
+        lengths = rng.integers(1, shape[-1] + 1, size=shape[:-1])
+        return (np.arange(shape[-1]) < lengths[..., None]).astype(dtype)
     if "int" in dtype:
         low, high = value_range or (0, 2)
         return rng.integers(low, high, size=shape).astype(dtype)
@@ -177,8 +182,9 @@ def _random_target(rng, batch_size, kind, output):
 def dummy_batch(name_or_model, batch_size=2, seed=0):
     """Random ``(inputs, targets)`` that fit a model: inputs a dict keyed like the model's.
 
-    Float inputs are uniform in [0, 1); integer inputs (token ids) lie in the model's
-    token range; targets follow each output's kind (0/1 floats for binary outputs,
+    Float inputs are uniform in [0, 1), except masks: ``*_present`` inputs are 0 or 1 and
+    ``*_mask`` inputs are 1 over a random prefix (at least one step) and 0 after it;
+    integer inputs (token ids) lie in the model's token range; targets follow each output's kind (0/1 floats for binary outputs,
     integer class ids for softmax outputs, floats for regression). Outputs without
     a target are left out of the targets, which are None when no output has one.
 
@@ -192,7 +198,7 @@ def dummy_batch(name_or_model, batch_size=2, seed=0):
     rng = np.random.default_rng(seed)
     token_ranges = getattr(model, "token_ranges", {})
     inputs = {
-        key: _random_input(rng, (batch_size,) + shape, dtype, token_ranges.get(key))
+        key: _random_input(rng, (batch_size,) + shape, dtype, token_ranges.get(key), key)
         for key, (shape, dtype) in tensor_specs(model.input, "input").items()
     }
     targets = model.targets

@@ -1,6 +1,8 @@
+import atexit
 import importlib.util
 import os
 import pathlib
+import shutil
 import tempfile
 
 # --- the same result online and offline ------------------------------------------------------
@@ -11,6 +13,7 @@ import tempfile
 # and fails the test that made it (the `_no_network` fixture).
 _NETGUARD_DIR = pathlib.Path(__file__).parent / "netguard"
 _scratch = tempfile.mkdtemp(prefix="mmzoo-tests-")
+atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 os.environ["KERAS_HOME"] = os.path.join(_scratch, "keras-home")
 os.environ["TFDS_DATA_DIR"] = os.path.join(_scratch, "tensorflow_datasets")
 os.environ["MMZOO_NETGUARD_LOG"] = os.path.join(_scratch, "refused-connections.log")

@@ -9,9 +9,9 @@ noise:
   position depend on the class, on a noisy background;
 - token sequences: words from a block of the vocabulary that belongs to the class, mixed
   with random words, then padding (id 0);
-- audio: a tone (with a slight chirp) at a class-dependent pitch, turned into the
-  features the model takes: a log-spectrum vector, frames of log-spectra, or a
-  spectrogram image;
+- audio: a tone (with a slight chirp) at a class-dependent pitch, as a raw waveform (a 1-D
+  input of more than 512 samples) or turned into the features the model takes: a
+  log-spectrum vector, frames of log-spectra, or a spectrogram image;
 - video: a blob moving in a class-dependent direction;
 - other feature vectors: a class prototype plus noise.
 
@@ -32,6 +32,7 @@ from mmzoo.validation import check_choice, check_positive_int
 SPLITS = ("train", "validation", "test")
 SAMPLE_RATE = 8000
 CLIP_SAMPLES = 2048
+WAVEFORM_MIN_SAMPLES = 512  # a 1-D audio input wider than this is a raw waveform, not a feature vector
 DEFAULT_CLASSES = 10  # the latent classes of models without a classification output
 RETRIEVAL_CLASSES = 64  # many concepts, so that retrieval has to find the right one
 PALETTE = np.array(
@@ -122,13 +123,13 @@ def _render_tokens(labels, shape, rng, classes, fixed, vocabulary):
     return tokens.astype(np.int32)
 
 
-def _tones(labels, rng, classes):
+def _tones(labels, rng, classes, samples=CLIP_SAMPLES):
     """A tone per example at a pitch set by its view, log-spaced over four octaves, with noise."""
     n = len(labels)
     frequency = 150.0 * 2.0 ** (4.0 * labels / max(classes, 1)) * rng.uniform(0.97, 1.03, n)
-    t = np.arange(CLIP_SAMPLES, dtype=np.float32)[None, :] / SAMPLE_RATE
+    t = np.arange(samples, dtype=np.float32)[None, :] / SAMPLE_RATE
     phase = 2 * np.pi * (frequency[:, None] * t + 20.0 * t**2)  # a slight upward chirp
-    return (np.sin(phase) + rng.normal(0, 0.5, size=(n, CLIP_SAMPLES))).astype(np.float32)
+    return (np.sin(phase) + rng.normal(0, 0.5, size=(n, samples))).astype(np.float32)
 
 
 def _log_spectra(waves, frames, bins):
@@ -146,6 +147,8 @@ def _log_spectra(waves, frames, bins):
 
 
 def _render_audio(labels, shape, rng, classes, fixed):
+    if len(shape) == 1 and shape[0] > WAVEFORM_MIN_SAMPLES:  # a raw waveform, e.g. fusion_classifier's
+        return 0.3 * _tones(labels, rng, classes, samples=shape[0])
     waves = _tones(labels, rng, classes)
     if len(shape) == 1:
         features = _log_spectra(waves, 1, shape[0])[:, 0]

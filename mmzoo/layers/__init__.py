@@ -2,15 +2,19 @@
 
 from mmzoo.layers.audio import MFCC, LogMelSpectrogram, SpecAugment
 from mmzoo.layers.contrastive import LogitScale
+from mmzoo.layers.encoders import PositionEmbedding, RealSteps
 from mmzoo.layers.fusion import ConcatFusion, ElementwiseProductFusion, WeightedSumFusion
 from mmzoo.layers.gating import ModalityGating
+from mmzoo.layers.fusion_names import FUSIONS, apply_fusion
 from mmzoo.layers.graph import GraphMessagePassing
+from mmzoo.layers.normalization import Standardization
 from mmzoo.layers.pooling import AttentionPooling, MaskedPooling
 from mmzoo.layers.preprocessing import CaffeImagePreprocessing
 from mmzoo.layers.projection import ModalityProjection
 
 __all__ = [
     "AttentionPooling",
+    "FUSIONS",
     "CaffeImagePreprocessing",
     "ConcatFusion",
     "ElementwiseProductFusion",
@@ -21,6 +25,10 @@ __all__ = [
     "MaskedPooling",
     "ModalityGating",
     "ModalityProjection",
+    "PositionEmbedding",
+    "RealSteps",
     "SpecAugment",
+    "Standardization",
     "WeightedSumFusion",
+    "apply_fusion",
 ]

@@ -9,3 +9,4 @@ from mmzoo.models import graph_fusion  # noqa: F401
 from mmzoo.models import multitask  # noqa: F401
 from mmzoo.models import recognition  # noqa: F401
 from mmzoo.models import retrieval  # noqa: F401
+from mmzoo.models import fusion_classifier  # noqa: F401
