@@ -16,9 +16,26 @@ run: install
 	$(PYTHON) -m mmzoo train attention_fusion --epochs 5 --export-dir saved_models
 
 # pytest exits 5 when it collects no test: an empty run proves nothing, so it fails.
-test: install
+test: install system-deps
 	@$(PYTHON) -m pytest -n $(PYTEST_WORKERS) --durations=15; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 test-fast:
 	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) -m "not slow"
+
+# Debian packages for benchmarks/make_real_data.py (espeak-ng, fonts, the word list), whose
+# tests generate a small real check set: installs only what is missing. Needs root (apt-get).
+SYSTEM_PACKAGES ?= espeak-ng wamerican fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf
+.PHONY: system-deps
+system-deps:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="espeak-ng"; \
+	for package in $(filter-out espeak-ng,$(SYSTEM_PACKAGES)); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "system packages present: $(SYSTEM_PACKAGES)"; \
+	fi
