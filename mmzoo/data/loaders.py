@@ -96,7 +96,7 @@ VALIDATION_THREADS = 8
 class DatasetSplits:
     """What :func:`from_directory` and :func:`from_manifest` return.
 
-    Unpacks as ``train, validation = splits``.
+    Unpacks as ``train, validation = splits`` (the test split, when one is drawn, is ``splits.test``).
 
     Attributes:
         train: the training ``tf.data.Dataset`` (shuffled each epoch when ``shuffle``).
@@ -109,6 +109,9 @@ class DatasetSplits:
             dataset order before shuffling: the path without extension of a directory
             example, ``"manifest.csv:LINE"`` for a manifest row.
         skipped: the unreadable files skipped (empty with ``strict=True``).
+        test: the test ``tf.data.Dataset`` (fixed order) of ``from_directory(...,
+            test_split=...)``, ``None`` without a test split.
+        test_examples: the examples kept in the test split, like ``train_examples``.
     """
 
     train: tf.data.Dataset
@@ -118,6 +121,8 @@ class DatasetSplits:
     train_examples: list = dataclasses.field(default_factory=list)
     validation_examples: list = dataclasses.field(default_factory=list)
     skipped: list = dataclasses.field(default_factory=list)
+    test: tf.data.Dataset | None = None
+    test_examples: list = dataclasses.field(default_factory=list)
 
     def __iter__(self):
         return iter((self.train, self.validation))
@@ -628,6 +633,7 @@ def _load(examples, class_names, opts, what, test_split=0.0):
     validation_ds = None
     if opts.validation_split > 0:
         validation_ds = _build(validation, opts, class_names, vectorizer, training=False)
+    test_ds = _build(test, opts, class_names, vectorizer, training=False) if test_split else None
     return DatasetSplits(
         train=train_ds,
         validation=validation_ds,
@@ -636,6 +642,8 @@ def _load(examples, class_names, opts, what, test_split=0.0):
         train_examples=[e.name for e in train],
         validation_examples=[e.name for e in validation],
         skipped=skipped.paths,
+        test=test_ds,
+        test_examples=[e.name for e in test],
     )
 
 
@@ -683,8 +691,9 @@ def from_directory(
     input_names=None,
     strict=False,
     follow_links=False,
+    test_split=0.0,
 ):
-    """Train and validation datasets from a tree ``root/<class>/<stem>.<ext>``.
+    """Train and validation (and optionally test) datasets from a tree ``root/<class>/<stem>.<ext>``.
 
     Like ``keras.utils.image_dataset_from_directory`` (sorted class sub-folders, searched
     recursively; a seeded validation split), for several modalities: the files of one
@@ -722,15 +731,27 @@ def from_directory(
         strict: raise ``UnreadableFileError`` on the first unreadable or missing file
             instead of skipping its example with one warning.
         follow_links: follow symbolic links to folders.
+        test_split: fraction of the examples held out in a test split (``.test``), drawn
+            before the validation split, seeded by ``seed`` and per class when ``stratify``
+            like it, and disjoint from the training and validation splits; with a test
+            split, ``validation_split`` is a fraction of all the examples too (their sum
+            must be below 1). 0 (default): no test split, and the other splits are what
+            they are without the argument. The vectorizer never sees the test texts.
 
     Returns:
-        A :class:`DatasetSplits` (``train, validation = ...``; ``.class_names``,
+        A :class:`DatasetSplits` (``train, validation = ...``; ``.test``, ``.class_names``,
         ``.vectorizer``, ``.skipped``); see the module docstring for what they yield.
     """
     opts = _options(modalities=modalities, **_common(**locals()))
     check_bool("follow_links", follow_links)
+    check_rate("test_split", test_split)
+    if test_split and validation_split + test_split >= 1:
+        raise ValueError(
+            "`validation_split` + `test_split` must be below 1 (training examples must be left). "
+            f"Received: validation_split={validation_split!r}, test_split={test_split!r}"
+        )
     examples, class_names, opts.modalities = _list_directory(root, opts.modalities, class_names, follow_links)
-    return _load(examples, class_names, opts, "files")
+    return _load(examples, class_names, opts, "files", test_split=test_split)
 
 
 def from_manifest(
