@@ -583,3 +583,63 @@ def test_a_nan_monitored_value_is_never_the_best_checkpoint(tmp_path):
     assert not path.exists(), "a NaN val_loss was saved as the best model"
     checkpoint.on_epoch_end(1, {"loss": 0.6, "val_loss": 0.5})
     assert path.exists(), "the first finite val_loss after a NaN one was not saved"
+
+
+# --- the training recipe (best weights, early stopping, lower rate on a plateau) ------------
+
+
+class _SpoilFrom(keras.callbacks.Callback):
+    """From epoch ``start`` on, replace the weights with large noise at the start of each epoch."""
+
+    def __init__(self, start):
+        super().__init__()
+        self.start, self.end_weights, self.rates = start, [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.start:
+            rng = np.random.default_rng(epoch)
+            self.model.set_weights([50 * rng.standard_normal(w.shape).astype(w.dtype) for w in self.model.get_weights()])
+            self.model.optimizer.learning_rate.assign(0.0)  # the epoch keeps the spoilt weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.end_weights.append([w.copy() for w in self.model.get_weights()])
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_the_recipe_keeps_the_best_epoch_and_stops_early():
+    spoil = _SpoilFrom(start=2)
+    history = train(
+        "mlp", data(n=64), validation_data=data(n=32, split="validation"), epochs=12, verbose=0,
+        early_stopping_patience=3, reduce_lr_patience=None, callbacks=[spoil], **small("mlp"),
+    )
+    losses = history.history["val_loss"]
+    assert len(losses) == 5  # epochs 3-5 spoilt: no better val_loss for 3 epochs
+    best = int(np.argmin(losses))
+    assert best < 2
+    for kept, at_best in zip(history.model.get_weights(), spoil.end_weights[best]):
+        np.testing.assert_array_equal(kept, at_best)
+
+
+def test_the_recipe_lowers_the_learning_rate_on_a_plateau():
+    spoil = _SpoilFrom(start=10**6)
+    model = build_small("mlp")
+    model.compile(**{**model.default_compile_arguments(), "optimizer": keras.optimizers.Adam(1e-9)})
+    train(model, data(n=64), validation_data=data(n=32, split="validation"), epochs=4, verbose=0,
+          reduce_lr_patience=1, early_stopping_patience=None, callbacks=[spoil])
+    assert spoil.rates[0] == pytest.approx(1e-9) and spoil.rates[-1] < 1e-9  # 1e-9 learns nothing: a plateau
+
+
+def test_no_recipe_without_validation_data_and_bad_recipe_arguments():
+    from mmzoo.training import _recipe_callbacks
+
+    model = build_small("mlp")
+    assert _recipe_callbacks(model, False, 10, 4, True) == []
+    recipe = _recipe_callbacks(model, True, 10, 4, True)
+    assert [type(c) for c in recipe] == [keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping]
+    assert recipe[1].restore_best_weights and recipe[1].patience == 10 and recipe[0].patience == 4
+    assert _recipe_callbacks(model, True, None, None, False) == []
+    with pytest.raises(ValueError, match="`early_stopping_patience` must be a positive integer"):
+        train("mlp", data(n=32), validation_data=data(n=16, split="validation"), early_stopping_patience=0,
+              verbose=0, **small("mlp"))
+    with pytest.raises(ValueError, match="`restore_best_weights` must be True or False. Received: 'yes'"):
+        train("mlp", data(n=32), restore_best_weights="yes", verbose=0, **small("mlp"))
