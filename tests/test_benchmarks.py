@@ -68,7 +68,7 @@ def test_json_is_the_rows_and_a_failed_write_keeps_the_old_file(tmp_path):
     rows = [{"name": "a", "ours": 2.0, "baseline": 1.0, "unit": "x/s", "ratio": 2.0, "extra": 1}]
     common.write_json(rows, str(path))
     assert json.loads(path.read_text()) == [{key: rows[0][key] for key in common.ROW_KEYS}]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="Object of type object is not JSON serializable"):
         common.write_json([{**rows[0], "ours": object()}], str(path))  # not JSON-serialisable
     assert json.loads(path.read_text())[0]["ours"] == 2.0
     assert [p.name for p in path.parent.iterdir()] == ["latest.json"]  # no temporary file left

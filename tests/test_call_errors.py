@@ -29,5 +29,5 @@ def test_wrong_input_shape_names_the_input_and_both_shapes(model):
 
 def test_a_list_instead_of_a_dict_is_refused(model):
     x, _ = mmzoo.dummy_batch(model, batch_size=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expects 2 named input\(s\) with keys \['image_input', 'text_input'\], but it received 1 input"):
         model.predict([x["image_input"]], verbose=0)

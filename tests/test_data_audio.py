@@ -365,7 +365,7 @@ def test_waveform_dataset_strict_stops_at_the_unreadable_file(tmp_path):
     good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
     write_wav16(good, tone(440, 0.1))
     bad.write_bytes(b"")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="bad.wav"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"UnreadableFileError: Cannot read .*bad\.wav: empty file"):
         list(waveform_dataset([good, bad], strict=True))
 
 
@@ -503,7 +503,7 @@ def test_features_compute_in_float32_under_mixed_precision():
         (lambda: LogMelSpectrogram(top_db=-1.0), "top_db"),
         (lambda: MFCC(num_mfcc=50, num_mel_bins=40), "num_mfcc"),
         (lambda: SpecAugment(freq_mask_param=-1), "freq_mask_param"),
-        (lambda: SpecAugment(seed="x"), "seed"),
+        (lambda: SpecAugment(seed="x"), "`seed` must be an integer or None. Received: seed='x'"),
     ],
 )
 def test_bad_arguments_are_refused(make, match):

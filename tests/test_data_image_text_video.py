@@ -116,7 +116,7 @@ def test_image_augmentation_is_random_layers_that_keep_shape_and_range():
     assert not np.allclose(out, images)
     np.testing.assert_allclose(augment(images, training=False), images)  # inference: identity
     assert len(image_augmentation(flip=None, zoom=0).layers) == 2
-    with pytest.raises(ValueError, match="flip"):
+    with pytest.raises(ValueError, match="`flip` must be one of .*Received: flip='diagonal'"):
         image_augmentation(flip="diagonal")
 
 
@@ -142,9 +142,9 @@ def test_vectorizer_adapts_on_training_texts_only_padding_zero_oov_one():
     ids = vectorizer(["fish GREEN, red!"]).numpy()[0]
     assert ids.dtype == np.int64
     assert ids.tolist() == [2, 1, vocabulary.index("red"), 0]
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(ValueError, match="`split` must be one of 'whitespace', 'character'. Received: split='word'"):
         make_text_vectorizer(["a"], split="word")
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="`train_texts` is empty"):
         make_text_vectorizer([])
 
 
@@ -282,7 +282,7 @@ def test_unreadable_clips_name_the_file(tmp_path):
     folder.mkdir()
     write_png(folder / "0.png", np.zeros((4, 4, 3), np.uint8))
     (folder / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(UnreadableFileError, match="1.png"):
+    with pytest.raises(UnreadableFileError, match=r"Cannot read .*clip.1\.png: not a readable PNG/JPEG image"):
         read_video(folder, num_frames=2)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -291,7 +291,7 @@ def test_unreadable_clips_name_the_file(tmp_path):
     truncated = tmp_path / "cut.npy"
     np.save(truncated, numbered_clip(8))
     truncated.write_bytes(truncated.read_bytes()[:150])
-    with pytest.raises(UnreadableFileError, match="cut.npy"):
+    with pytest.raises(UnreadableFileError, match=r"Cannot read .*cut\.npy: not a readable \.npy array"):
         read_video(truncated)
     with pytest.raises(UnreadableFileError, match="clip.avi"):
         read_video(tmp_path / "clip.avi")

@@ -400,7 +400,7 @@ def test_manifest_jsonl_with_text_files_integer_labels_and_video(tmp_path):
     for f, y in examples(data.train) + examples(data.validation):
         assert round(f["video"][0, 0, 0, 0] * 255) % 3 == y
 
-    with pytest.raises(UnreadableFileError, match="5.npy"):
+    with pytest.raises(UnreadableFileError, match=r"Cannot read .*clips.5\.npy: not a readable \.npy array"):
         from_manifest(path, strict=True, num_frames=3, frame_size=(4, 4))
 
 
@@ -419,7 +419,7 @@ def test_malformed_manifests_raise_value_errors(tmp_path):
         from_manifest(no_column)
     renamed = from_manifest(no_column, label_column="target", validation_split=0.0, batch_size=None)
     assert [int(y) for _, y in renamed.train] == [1]
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(ValueError, match=r"Cannot tell the manifest format of .*rows\.txt: pass format='csv'"):
         from_manifest(tmp_path / "rows.txt")
 
 

@@ -62,6 +62,45 @@ def test_labels_and_modalities_are_learnable_but_not_given_away():
     assert 0.45 < (~x["image_input"].any(axis=1)).mean() < 0.55  # half the images are missing
 
 
+def _shape_centres(images):
+    """Per image, the centre (row, column), as fractions of the height and width, of its bright shape.
+
+    Every shape is drawn in a colour with at least one channel near 1; the background stays
+    below 0.35 plus a little noise, so the pixels above 0.7 in some channel are the shape's.
+    """
+    mask = images.max(axis=-1) > 0.7
+    rows = np.arange(images.shape[1])[None, :, None] / images.shape[1]
+    cols = np.arange(images.shape[2])[None, None, :] / images.shape[2]
+    count = mask.sum(axis=(1, 2))
+    return np.stack([(mask * rows).sum(axis=(1, 2)) / count, (mask * cols).sum(axis=(1, 2)) / count], axis=1)
+
+
+def test_the_shape_position_depends_on_the_class_with_few_classes():
+    """The docs say the image's shape sits at a class-dependent position: true for 10 classes too."""
+    x, y = synthetic_arrays("cifar_multimodal", n=2000, seed=0)  # 10 classes
+    present = x["image"].any(axis=(1, 2, 3))
+    centres = _shape_centres(x["image"][present])
+    labels = y[present]
+    quadrants = set()
+    for label in range(10):
+        centre = centres[labels == label].mean(axis=0)
+        assert np.all(np.abs(centre - 0.5) > 0.1), (label, centre)  # near a quadrant's centre, not the middle
+        quadrants.add(tuple(centre > 0.5))
+    assert len(quadrants) == 4, quadrants  # the shapes of the 10 classes fill all four quadrants
+    # classes 0 and 1, the two of a binary task, already sit in different quadrants
+    assert np.abs(centres[labels == 0].mean(axis=0) - centres[labels == 1].mean(axis=0)).max() > 0.3
+
+
+def test_colour_kind_and_position_tell_up_to_128_classes_apart():
+    """Each class gets its own (colour, kind, position): retrieval's 64 concepts need them all."""
+    from mmzoo.data.embedded import PALETTE, _shape_layout
+
+    classes = np.arange(8 * 4 * 4)  # twice retrieval's 64 concepts: 8 colours, 4 kinds, 4 positions
+    kinds, quadrants = _shape_layout(classes)
+    assert set(kinds.tolist()) == set(quadrants.tolist()) == {0, 1, 2, 3}
+    assert len(set(zip((classes % len(PALETTE)).tolist(), kinds.tolist(), quadrants.tolist()))) == 128
+
+
 def test_drop_modalities_zero_fills_only_those_inputs():
     x, y = synthetic_arrays("emotion", n=16, drop_modalities=("audio", "image"))
     full, full_y = synthetic_arrays("emotion", n=16)
@@ -99,7 +138,7 @@ def test_dataset_batches_and_shuffles_the_training_split():
         ({"split": "dev"}, "`split` must be one of 'train', 'validation', 'test'"),
         ({"n": 0}, "`n` must be a positive integer"),
         ({"drop_modalities": ("sound",)}, "Cannot drop \\['sound'\\].*'image'"),
-        ({"reliability": 0}, "reliability"),
+        ({"reliability": 0}, r"`reliability` must be in \(0, 1\]. Received: reliability=0"),
     ],
 )
 def test_bad_arguments(kwargs, match):

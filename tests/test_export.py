@@ -178,7 +178,7 @@ def test_a_failing_rename_removes_the_temporary_directory(tmp_path, monkeypatch)
         raise PermissionError(13, "simulated", target)
 
     monkeypatch.setattr(export_module, "_rename_no_replace", no_rename)
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match="simulated"):
         export(build_small("mlp"), tmp_path, verbose=False)
     assert entries(tmp_path / "mlp") == []
 
@@ -260,9 +260,9 @@ def test_a_version_taken_after_the_scan_is_skipped_and_never_replaced(tmp_path, 
     assert export_module._publish(str(model_dir / ".tmp-a"), str(model_dir)) == str(model_dir / "2")
     assert entries(model_dir / "1") == [] and (model_dir / "2" / "marker").read_text() == "a"
     (model_dir / ".tmp-b").mkdir()
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match=r"File exists: .*model.1'"):
         export_module._rename_no_replace(str(model_dir / ".tmp-b"), str(model_dir / "1"))
-    with pytest.raises(VersionExistsError):
+    with pytest.raises(VersionExistsError, match=r"Version 2 of 'model' exists already"):
         export_module._publish(str(model_dir / ".tmp-b"), str(model_dir), version=2)
     assert (model_dir / ".tmp-b").is_dir() and entries(model_dir / "1") == []
 

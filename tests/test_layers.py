@@ -65,10 +65,10 @@ def test_weighted_sum_projects_when_widths_differ():
     "make, match",
     [
         (lambda: WeightedSumFusion(modality_weights=[1, -1]), "modality_weights"),
-        (lambda: WeightedSumFusion(units=0), "units"),
+        (lambda: WeightedSumFusion(units=0), "`units` must be a positive integer or None. Received: units=0"),
         (lambda: WeightedSumFusion(modality_weights=[1, 1])(vectors(2, 2, 2)), "3 modalities but 2 weights"),
         (lambda: ElementwiseProductFusion()(vectors(2)), "at least two"),
-        (lambda: MaskedPooling("median"), "mode"),
+        (lambda: MaskedPooling("median"), "`mode` must be one of 'mean', 'max'. Received: mode='median'"),
         (lambda: ModalityProjection(8, dropout=1.0), "dropout"),
     ],
 )

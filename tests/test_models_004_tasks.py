@@ -95,9 +95,9 @@ def test_hybrid_network_has_a_shared_extractor_and_one_of_its_own():
 
 def test_multitask_builders_fix_sharing_and_check_arguments():
     assert mmzoo.build("multitask_separate", compile=False).get_config()["sharing"] == "separate"
-    with pytest.raises(ValueError, match="sharing"):
+    with pytest.raises(ValueError, match="`multitask_shared` fixes `sharing` to 'shared'.*Received: sharing='separate'"):
         mmzoo.build("multitask_shared", sharing="separate")
-    with pytest.raises(ValueError, match="sharing"):
+    with pytest.raises(ValueError, match="`sharing` must be one of 'shared', 'separate', 'hybrid'. Received: sharing='both'"):
         MultiTaskNetwork(sharing="both")
     with pytest.raises(ValueError, match="`units` must be a positive integer. Received: units=0"):
         mmzoo.build("multitask_hybrid", units=0)

@@ -36,7 +36,7 @@ def test_unknown_name_names_the_closest_models():
 
 
 def test_unknown_keyword_names_it_and_the_allowed_ones():
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(ValueError, match="AttentionFusionClassifier has no argument `vocab_sise`") as error:
         mmzoo.build("attention_fusion", vocab_sise=10)
     message = str(error.value)
     assert "`vocab_sise`" in message and "did you mean `vocab_size`" in message

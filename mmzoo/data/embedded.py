@@ -64,12 +64,25 @@ def _modality(key, shape, dtype):
 # --- renderers: (labels (n,), shape, rng, classes, fixed) -> (n, *shape) arrays -------------
 
 
+def _shape_layout(labels):
+    """The kind of shape (0-3) and the quadrant it sits in (0-3) for each class label.
+
+    With the colour (``labels % 8``), they give up to 128 classes each their own look:
+    for a fixed colour the other two run through all 16 combinations. Both vary among the
+    first classes already, so that two classes differ in position too.
+    """
+    labels = np.asarray(labels)
+    kind = (labels + labels // 8) % 4
+    quadrant = (labels + (labels % 8) // 2 + labels // 32) % 4
+    return kind, quadrant
+
+
 def _render_image(labels, shape, rng, classes, fixed):
     height, width, channels = shape
     n = len(labels)
     rows = np.arange(height, dtype=np.float32)[None, :, None] / height
     cols = np.arange(width, dtype=np.float32)[None, None, :] / width
-    quadrant = (labels // 32) % 4
+    kind, quadrant = _shape_layout(labels)
     centre_r = (0.3 + 0.4 * (quadrant // 2) + rng.uniform(-0.05, 0.05, n)).astype(np.float32)[:, None, None]
     centre_c = (0.3 + 0.4 * (quadrant % 2) + rng.uniform(-0.05, 0.05, n)).astype(np.float32)[:, None, None]
     dr, dc = np.abs(rows - centre_r), np.abs(cols - centre_c)
@@ -79,7 +92,7 @@ def _render_image(labels, shape, rng, classes, fixed):
         (dr < 0.07) & (dc < 0.25),  # bar
         (dr < 0.25) & (dc < 0.07),  # column
     ])
-    mask = masks[(labels + labels // 8) % 4, np.arange(n)].astype(np.float32)[..., None]
+    mask = masks[kind, np.arange(n)].astype(np.float32)[..., None]
     colour = _colour(labels, channels)[:, None, None, :]
     background = rng.uniform(0.0, 0.35, size=(n, height, width, channels)).astype(np.float32)
     return np.clip(background * (1 - mask) + colour * mask + rng.normal(0, 0.08, background.shape), 0, 1)
