@@ -61,6 +61,25 @@ token range) and raises ``ValueError`` before writing anything otherwise.
 tensors, at any batch size, and returns NumPy (a dict, or an array for a single-output
 model), with errors that name missing or unexpected inputs and list the expected ones.
 
+Class names and loader settings
+-------------------------------
+The SavedModel can carry what it takes to name its predictions and to read new files
+the way its training data was read, inside it (written and checked before the version is
+published, like the rest):
+
+- ``class_names`` (``export(..., class_names=[...])``; by default the model's own
+  ``model.class_names``, e.g. ``fusion_classifier``'s, when it has them): an endpoint
+  ``class_names`` (also a signature, no inputs) that returns them as a ``tf.string``
+  vector; label ``i`` is ``class_names[i]``;
+- ``loader_options`` (``export(..., loader_options={...})``, a JSON-serialisable dict):
+  an endpoint ``loader_options`` that returns it as one JSON ``tf.string``. ``mmzoo train
+  --data DIR`` stores the :func:`mmzoo.data.from_directory` arguments it read the folder
+  with (modalities, input names, image size and color mode, sample rate and audio length,
+  sequence length, video frames), which ``mmzoo predict`` uses.
+
+``ServedModel.class_names`` and ``ServedModel.loader_options`` read them back (None for an
+export without them).
+
 Example::
 
     model = mmzoo.build("emotion")
@@ -74,6 +93,7 @@ Requires the TensorFlow backend.
 import ctypes
 import dataclasses
 import errno
+import json
 import numbers
 import os
 import shutil
@@ -88,6 +108,8 @@ from mmzoo.registry import dummy_batch, tensor_specs
 from mmzoo.validation import closest
 
 SERVING_ENDPOINT = "serve"
+CLASS_NAMES_ENDPOINT = "class_names"
+LOADER_OPTIONS_ENDPOINT = "loader_options"
 SINGLE_OUTPUT_KEY = "output_0"  # TensorFlow's signature key for a function's lone output
 TEMPORARY_PREFIX = ".tmp-"
 CHECK_BATCH_SIZE = 3
@@ -148,6 +170,36 @@ def _check_model(model):
         )
 
 
+def _check_class_names(model, class_names):
+    """The class names to store: given, else the model's own (``model.class_names``), else None."""
+    if class_names is None:
+        class_names = getattr(model, "class_names", None)
+        if class_names is None:
+            return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, (list, tuple)) or not all(
+        isinstance(name, str) for name in class_names
+    ) or not class_names:
+        raise ValueError(
+            "`class_names` must be a list of strings (label i named class_names[i]) or None. "
+            f"Received: class_names={class_names!r}"
+        )
+    return [str(name) for name in class_names]
+
+
+def _check_loader_options(loader_options):
+    if loader_options is None:
+        return None
+    try:
+        if not isinstance(loader_options, dict):
+            raise TypeError(type(loader_options).__name__)
+        return json.loads(json.dumps(loader_options, sort_keys=True))
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"`loader_options` must be a JSON-serialisable dict or None ({error}). "
+            f"Received: loader_options={loader_options!r}"
+        ) from None
+
+
 def _model_directory(export_dir, name):
     """``<export_dir>/<name>``, created (with its parents) if missing; anything else in the way raises."""
     export_dir = os.fspath(export_dir)
@@ -184,6 +236,8 @@ class _Plan:
     model_specs: dict  # input name -> (shape without batch, dtype), the model's own inputs
     dict_input: bool  # the model takes a dict (else one tensor, keyed by its name here)
     preprocessors: dict  # input name -> _Preprocessor
+    class_names: list = None  # stored in the SavedModel (endpoint ``class_names``)
+    loader_options: dict = None  # stored in the SavedModel as JSON (endpoint ``loader_options``)
 
     def signature(self):
         import tensorflow as tf
@@ -420,13 +474,31 @@ def _serving_function(model, plan):
     return serve
 
 
+def _constant_endpoint(value):
+    import tensorflow as tf
+
+    def constant():
+        return tf.constant(value, tf.string)
+
+    return constant
+
+
 def _write_saved_model(model, plan, path):
-    """Write the SavedModel (endpoint ``serve``, also ``serving_default``) into the directory ``path``."""
+    """Write the SavedModel (endpoint ``serve``, also ``serving_default``) into the directory ``path``.
+
+    With ``plan.class_names`` / ``plan.loader_options``, also the endpoints ``class_names``
+    (a ``tf.string`` vector) and ``loader_options`` (a JSON ``tf.string``), without inputs.
+    """
     archive = keras.export.ExportArchive()
     archive.track(model)
     for preprocessor in plan.preprocessors.values():
         archive.track(preprocessor.layer)  # TextVectorization's lookup table is saved with it
     archive.add_endpoint(SERVING_ENDPOINT, _serving_function(model, plan), input_signature=[plan.signature()])
+    if plan.class_names is not None:
+        archive.add_endpoint(CLASS_NAMES_ENDPOINT, _constant_endpoint(list(plan.class_names)), input_signature=[])
+    if plan.loader_options is not None:
+        document = json.dumps(plan.loader_options, sort_keys=True)
+        archive.add_endpoint(LOADER_OPTIONS_ENDPOINT, _constant_endpoint(document), input_signature=[])
     archive.write_out(path, verbose=False)
 
 
@@ -490,6 +562,24 @@ def _check_reload(model, plan, path):
     if "serving_default" not in loaded.signatures:
         raise ExportCheckError("The reloaded SavedModel has no `serving_default` signature.")
     _compare(expected, loaded.signatures["serving_default"](**served_inputs), "The `serving_default` signature")
+    if _read_class_names(loaded) != plan.class_names:
+        raise ExportCheckError(f"The reloaded class names are {_read_class_names(loaded)}, not {plan.class_names}.")
+    if _read_loader_options(loaded) != plan.loader_options:
+        raise ExportCheckError("The reloaded loader options differ from those exported.")
+
+
+def _read_class_names(loaded):
+    endpoint = getattr(loaded, CLASS_NAMES_ENDPOINT, None)
+    if endpoint is None or not callable(endpoint):
+        return None
+    return [name.decode("utf-8") for name in endpoint().numpy().tolist()]
+
+
+def _read_loader_options(loaded):
+    endpoint = getattr(loaded, LOADER_OPTIONS_ENDPOINT, None)
+    if endpoint is None or not callable(endpoint):
+        return None
+    return json.loads(endpoint().numpy().decode("utf-8"))
 
 
 def _load_renameat2():
@@ -598,6 +688,8 @@ def export(
     include_preprocessing=False,
     preprocessors=None,
     verbose=True,
+    class_names=None,
+    loader_options=None,
 ):
     """Export ``model`` as a checked SavedModel in ``<export_dir>/<name>/<version>/`` (TF Serving's layout).
 
@@ -622,6 +714,12 @@ def export(
             ``LogMelSpectrogram`` for feature-frame inputs (raw ``float32`` ``(None, None)``
             waveforms), or another built layer (raw ``float32`` of the shape it was built on).
         verbose: print where the export went and its signature.
+        class_names: the name of each class (label ``i`` is ``class_names[i]``), stored in
+            the SavedModel (endpoint ``class_names``); None: the model's own
+            ``class_names`` (``fusion_classifier``'s config), if any.
+        loader_options: a JSON-serialisable dict stored in the SavedModel (endpoint
+            ``loader_options``), e.g. the ``from_directory`` arguments that read its
+            training files; None: none stored.
 
     Returns:
         The version directory's path, a ``str``.
@@ -636,6 +734,8 @@ def export(
     name = _check_name(model.name if name is None else name)
     version = _check_version(version)
     plan = _plan(model, include_preprocessing, preprocessors)
+    plan.class_names = _check_class_names(model, class_names)
+    plan.loader_options = _check_loader_options(loader_options)
     model_dir = _model_directory(export_dir, name)
     if version is not None and os.path.lexists(os.path.join(model_dir, str(version))):
         raise VersionExistsError(
@@ -667,6 +767,8 @@ def export(
         described = [f"{k} {_describe(tuple(t.shape), standardize(t.dtype))}" for k, t in outputs.items()]
         print("  outputs: " + ", ".join(described))
         print(f"  checked: reloaded outputs equal the model's (atol {CHECK_ATOL}, batch {CHECK_BATCH_SIZE})")
+        if plan.class_names is not None:
+            print(f"  {CLASS_NAMES_ENDPOINT}: {', '.join(plan.class_names)}")
     return path
 
 
@@ -704,11 +806,17 @@ class ServedModel:
         path: the SavedModel directory.
         inputs: ``{name: (shape with None for the batch, dtype name)}`` from its signature.
         loaded: the object ``tf.saved_model.load`` returned.
+        class_names: the class names stored in the export (label ``i`` is
+            ``class_names[i]``), or None for an export without them.
+        loader_options: the loader settings stored in the export (a dict: the
+            ``from_directory`` arguments of ``mmzoo train --data DIR``), or None.
     """
 
     def __init__(self, path, loaded):
         self.path = path
         self.loaded = loaded
+        self.class_names = _read_class_names(loaded)
+        self.loader_options = _read_loader_options(loaded)
         self._function, self._specs, self._dict_input = self._serving_function(loaded)
         self.inputs = {key: (tuple(spec.shape), spec.dtype.name) for key, spec in sorted(self._specs.items())}
 
