@@ -127,3 +127,16 @@ def result(output):
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     assert lines, output[-3000:]
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def free_ports(count):
+    """``count`` TCP ports on 127.0.0.1 that were free a moment ago (for multi-worker tests)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

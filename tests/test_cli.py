@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import mmzoo
+from helpers import free_ports
 from mmzoo.cli import main
 
 
@@ -386,24 +387,12 @@ def test_test_data_is_read_with_the_training_vocabulary_and_class_names(tmp_path
 # --- multi-worker: only the chief writes ---------------------------------------------------
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_multi_worker_training_saves_and_exports_once(tmp_path):
     import json
     import os
 
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     exports, saved = tmp_path / "exports", tmp_path / "saved" / "model.keras"
     processes = []
     try:

@@ -206,7 +206,7 @@ def test_runs_top_to_bottom_with_small_parameters(path, tmp_path, monkeypatch):
         cwd=str(ROOT),
         kernel_name="python3",
         progress_bar=False,
-        execution_timeout=300,
+        execution_timeout=900,  # a cell may train several models; CI shares 2 cores between 2 workers
     )
     executed = nbformat.read(output, as_version=4)  # a cell that raised made papermill raise already
     assert any(

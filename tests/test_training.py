@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import warnings
@@ -22,7 +21,7 @@ import mmzoo
 from mmzoo.data import synthetic, synthetic_arrays
 from mmzoo.registry import get_entry
 from mmzoo.training import TrainingDivergedError, distributed_fit, metrics_table, train
-from tests.helpers import as_dict, build_small, result, run_python
+from tests.helpers import as_dict, build_small, free_ports, result, run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_MODELS = {"pretrained_fusion", "vgg16_features"}  # VGG16/ResNet50 towers: 3-10 s an epoch
@@ -381,16 +380,6 @@ np.savez(sys.argv[1] + "_end.npz", *history.model.get_weights())
 print("RESULT " + json.dumps({"history": history.history,
                               "replicas": history.model.distribute_strategy.num_replicas_in_sync}))
 """
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.mark.slow

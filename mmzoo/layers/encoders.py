@@ -140,9 +140,25 @@ def _residual_block(x, filters, name):
     return layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-def _residual_cnn(x, filters, name):
-    """Stem, then one residual block per entry of ``filters``, 2x2 max pooling between blocks."""
-    x = _conv_bn(x, filters[0], 3, f"{name}_stem")
+STRIDED_STEM_FROM = 32  # inputs whose smaller side is at least this get a stride-2 stem
+
+
+def stem_stride(height, width):
+    """2 (a stride-2 stem: a quarter of the work in every block) for inputs of 32 or more a side, else 1."""
+    return 2 if min(height, width) >= STRIDED_STEM_FROM else 1
+
+
+def cnn_output_size(size, filters, stride):
+    """The side of :func:`_residual_cnn`'s output for an input side of ``size``."""
+    size = -(-size // stride)  # the stem, "same" padding
+    for _ in filters[1:]:
+        size //= 2  # 2x2 max pooling, "valid"
+    return size
+
+
+def _residual_cnn(x, filters, name, stride=1):
+    """Stem (stride ``stride``), then one residual block per entry of ``filters``, 2x2 max pooling between blocks."""
+    x = _conv_bn(x, filters[0], 3, f"{name}_stem", strides=stride)
     for index, width in enumerate(filters):
         if index:
             x = layers.MaxPooling2D(2, name=f"{name}_pool{index}")(x)
@@ -171,9 +187,9 @@ def image_cnn_encoder(
 ):
     """A residual CNN on ``(height, width, channels)`` images in [0, 1], to a ``(batch, width)`` vector.
 
-    Pixels are standardised per channel; a stem and ``len(filters)`` residual blocks
-    (2x2 max pooling between blocks) keep the feature map at ``1/2**(len(filters)-1)``
-    of the image; it is then average-pooled to about ``grid x grid`` cells and flattened,
+    Pixels are standardised per channel; a stem (stride 2 for images of 32 pixels or more
+    a side: :func:`stem_stride`) and ``len(filters)`` residual blocks (2x2 max pooling
+    between blocks) keep the feature map at ``1/2**(len(filters)-1)`` of the stem's output; it is then average-pooled to about ``grid x grid`` cells and flattened,
     so the vector still says where in the image each feature was (a global average
     would not), and a ``Dense(width, relu)`` reads it.
 
@@ -191,16 +207,17 @@ def image_cnn_encoder(
     check_positive_int("grid", grid)
     check_rate("dropout", dropout)
     height, width_px = input_shape[0], input_shape[1]
-    shrink = 2 ** (len(filters) - 1)
-    if height < shrink or width_px < shrink:
+    stride = stem_stride(height, width_px)
+    if min(cnn_output_size(height, filters, stride), cnn_output_size(width_px, filters, stride)) < 1:
         raise ValueError(
             f"Images of {height}x{width_px} are too small for {len(filters)} residual blocks "
-            f"(image_filters={filters}): each side must be at least {shrink}. Received: input shape {tuple(input_shape)}"
+            f"(image_filters={filters}): each side must be at least {2 ** (len(filters) - 1)}. "
+            f"Received: input shape {tuple(input_shape)}"
         )
     image = keras.Input(tuple(input_shape), name=input_name)
     x = Standardization(name="standardize")(image) if standardize else image
-    x = _residual_cnn(x, filters, "cnn")
-    map_h, map_w = height // shrink, width_px // shrink
+    x = _residual_cnn(x, filters, "cnn", stride)
+    map_h, map_w = cnn_output_size(height, filters, stride), cnn_output_size(width_px, filters, stride)
     pool = (max(1, map_h // grid), max(1, map_w // grid))
     x = layers.AveragePooling2D(pool, name="grid_pool")(x)
     x = layers.Flatten(name="flatten")(x)
@@ -308,7 +325,8 @@ def audio_spectrogram_encoder(
         )
     frames = samples // hop_length + 1
     shrink = 2 ** (len(filters) - 1)
-    if frames < shrink or num_mel_bins < shrink:
+    if min(cnn_output_size(frames, filters, stem_stride(frames, num_mel_bins)),
+           cnn_output_size(num_mel_bins, filters, stem_stride(frames, num_mel_bins))) < 1:
         raise ValueError(
             f"{frames} spectrogram frames x {num_mel_bins} mel bands are too few for {len(filters)} residual "
             f"blocks (audio_filters={filters}): each must be at least {shrink}."
@@ -329,13 +347,17 @@ def audio_spectrogram_encoder(
         real = RealSteps(name="real_frames")(mel)
     x = Standardization(name="standardize")(mel)
     x = layers.Reshape((frames, num_mel_bins, 1), name="as_image")(x)
-    x = _residual_cnn(x, filters, "cnn")
-    out_frames, out_bins = frames // shrink, num_mel_bins // shrink
+    stride = stem_stride(frames, num_mel_bins)
+    x = _residual_cnn(x, filters, "cnn", stride)
+    out_frames, out_bins = cnn_output_size(frames, filters, stride), cnn_output_size(num_mel_bins, filters, stride)
     x = layers.Reshape((out_frames, out_bins * filters[-1]), name="frames")(x)
     x = layers.Dense(width, activation="relu", name="frame_dense")(x)
-    if shrink > 1:  # a pooled frame is real when any frame it covers is
+    if out_frames != frames:  # a pooled frame is real when any frame it covers is: the CNN's poolings, in 1-D
         real = layers.Reshape((frames, 1), name="real_frames_column")(real)
-        real = layers.MaxPooling1D(shrink, name="real_frames_pool")(real)
+        if stride > 1:
+            real = layers.MaxPooling1D(stride, padding="same", name="real_frames_stem")(real)
+        for index in range(1, len(filters)):
+            real = layers.MaxPooling1D(2, name=f"real_frames_pool{index}")(real)
         real = layers.Reshape((out_frames,), name="real_frames_pooled")(real)
     mean = MaskedPooling("mean", name="mean_pool")(x, mask=real)
     peak = MaskedPooling("max", name="max_pool")(x, mask=real)
