@@ -84,3 +84,43 @@ def test_bad_arguments_are_refused_with_a_message(module_name, argv, capsys):
         runner.BENCHMARKS[module_name].parse_args(argv)
     assert raised.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_data_benchmark_runs_on_a_tiny_folder(tmp_path):
+    """benchmarks/real_data.py end to end on PNG + WAV + TXT class folders written here."""
+    import numpy as np
+    import soundfile
+    import tensorflow as tf
+
+    import real_data  # benchmarks/real_data.py
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 3)):
+        for label, name in enumerate(("one", "two")):
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                image = (rng.random((16, 16, 1)) * 80).astype("uint8")
+                image[:, 2 + 8 * label : 6 + 8 * label] = 255
+                (folder / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
+                t = np.arange(16000) / 16000
+                soundfile.write(folder / f"{index}.wav", 0.3 * np.sin(2 * np.pi * 400 * (label + 1) * t), 16000)
+                (folder / f"{index}.txt").write_text(f"{name} {rng.choice(['red', 'green', 'blue'])} thing")
+    output = tmp_path / "rows.json"
+    results = real_data.main(["--data", str(tmp_path / "data"), "--quick", "--epochs", "1", "--image-size", "16",
+                              "--batch-size", "4", "--output", str(output)])
+    names = [row["name"] for row in results]
+    assert names == [
+        "logistic regression: image", "logistic regression: audio", "logistic regression: text",
+        "logistic regression: image+audio+text", "fusion_classifier: image only", "fusion_classifier: audio only",
+        "fusion_classifier: text only", "fusion_classifier: concat fusion",
+    ]
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["seconds"] >= 0 for row in results)
+    rows = json.loads(output.read_text())
+    check_rows(rows)
+    assert [row["name"] for row in rows] == [f"real_data: {name}" for name in names[4:]]
+    assert set(real_data.summary(results)) >= {"margin over the logistic regression (points)",
+                                               "margin over the best single modality (points)"}
+    with pytest.raises(SystemExit):
+        real_data.parse_args(["--data", str(tmp_path)])  # no train/ or test/ folder
