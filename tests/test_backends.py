@@ -16,8 +16,17 @@ pytest.importorskip("jax")
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
-    sys.modules["tensorflow"] = None  # any TensorFlow import in model or layer code fails
+    import importlib.abc, json, sys
+
+    # Any TensorFlow import in model or layer code fails, and "tensorflow" stays out of
+    # sys.modules, as on the GPU machine, where it is not installed (a None entry there
+    # would make Keras believe TensorFlow is loaded and reach for it).
+    class NoTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "tensorflow":
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+
+    sys.meta_path.insert(0, NoTensorFlow())
     import keras, numpy as np, mmzoo
     from mmzoo.data import synthetic_arrays
     assert keras.backend.backend() == "jax"
