@@ -287,7 +287,7 @@ _LAYER_CLASSES = []
 
 
 def _feature_layer_classes():
-    """``(WaveformMFCC, FrameMask)``, defined on first use (Keras is imported lazily here)."""
+    """``(WaveformMFCC,)``, defined on first use (Keras is imported lazily here)."""
     if _LAYER_CLASSES:
         return _LAYER_CLASSES
     import keras
@@ -310,26 +310,13 @@ def _feature_layer_classes():
             features = self.mfcc(waveforms)
             return keras.ops.mean(features, axis=1) if self.frames is None else features[:, : self.frames]
 
-    class FrameMask(keras.layers.Layer):
-        """A sample mask ``(batch, samples)`` -> the mask of the frames centred on real samples ``(batch, frames)``."""
-
-        def __init__(self, indices, **kwargs):
-            super().__init__(dtype="float32", **kwargs)
-            self.indices = list(indices)
-
-        def build(self, input_shape):
-            pass
-
-        def call(self, mask):
-            return keras.ops.take(mask, keras.ops.convert_to_tensor(self.indices, "int32"), axis=1)
-
-    _LAYER_CLASSES.extend([WaveformMFCC, FrameMask])
+    _LAYER_CLASSES.append(WaveformMFCC)
     return _LAYER_CLASSES
 
 
 def _mfcc_layers(key, shape, sample_rate, audio_length, mask_key=None):
     """``{input name: layer}`` computing an MFCC input ``(n,)`` or ``(frames, n)`` (and its frame mask)."""
-    waveform_mfcc, frame_mask = _feature_layer_classes()
+    (waveform_mfcc,) = _feature_layer_classes()
     num_mfcc = shape[-1]
     frames = shape[0] if len(shape) == 2 else None
     if frames is None:
@@ -350,7 +337,9 @@ def _mfcc_layers(key, shape, sample_rate, audio_length, mask_key=None):
     layer.build((None, audio_length))
     layers = {key: layer}
     if mask_key is not None:
-        mask = frame_mask([min(t * hop, audio_length - 1) for t in range(frames)], name=f"{mask_key}_frames")
+        from mmzoo.layers.encoders import SampleMaskFrames
+
+        mask = SampleMaskFrames(hop, frames, dtype="float32", name=f"{mask_key}_frames")
         mask.build((None, audio_length))
         layers[mask_key] = mask
     return layers

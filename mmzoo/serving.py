@@ -568,18 +568,20 @@ def _check_reload(model, plan, path):
         raise ExportCheckError("The reloaded loader options differ from those exported.")
 
 
+def _read_constant(loaded, endpoint_name):
+    """What a constant endpoint of a loaded SavedModel returns, as NumPy; None without the endpoint."""
+    endpoint = getattr(loaded, endpoint_name, None)
+    return endpoint().numpy() if callable(endpoint) else None
+
+
 def _read_class_names(loaded):
-    endpoint = getattr(loaded, CLASS_NAMES_ENDPOINT, None)
-    if endpoint is None or not callable(endpoint):
-        return None
-    return [name.decode("utf-8") for name in endpoint().numpy().tolist()]
+    names = _read_constant(loaded, CLASS_NAMES_ENDPOINT)
+    return None if names is None else [name.decode("utf-8") for name in names.tolist()]
 
 
 def _read_loader_options(loaded):
-    endpoint = getattr(loaded, LOADER_OPTIONS_ENDPOINT, None)
-    if endpoint is None or not callable(endpoint):
-        return None
-    return json.loads(endpoint().numpy().decode("utf-8"))
+    document = _read_constant(loaded, LOADER_OPTIONS_ENDPOINT)
+    return None if document is None else json.loads(document.decode("utf-8"))
 
 
 def _load_renameat2():

@@ -588,11 +588,8 @@ def _sample_batches(data, max_examples):
         return
     import tensorflow as tf
 
-    if isinstance(data, tf.data.Dataset):
-        for batch in data.as_numpy_iterator():
-            yield batch
-        return
-    yield from data  # a PyDataset or any iterable of batches; adapt_standardization stops early
+    # A PyDataset or any iterable of batches: adapt_standardization stops after max_examples.
+    yield from (data.as_numpy_iterator() if isinstance(data, tf.data.Dataset) else data)
 
 
 def adapt_inputs(model, train_data, max_examples=4096):
@@ -607,10 +604,9 @@ def adapt_inputs(model, train_data, max_examples=4096):
     Returns:
         The names of the layers adapted (empty when there was nothing to do).
     """
-    from mmzoo.layers.encoders import adapt_standardization, standardization_layers
+    from mmzoo.layers.encoders import adapt_standardization
 
-    if not any(not layer.is_adapted for layer in standardization_layers(model)):
-        return []
+    # Lazy: no batch is read when every layer has its statistics already.
     return adapt_standardization(model, _sample_batches(train_data, max_examples), max_examples=max_examples)
 
 
@@ -760,12 +756,11 @@ def train(
         check_data(model, train_data, "train_data")
         if validation_data is not None:
             check_data(model, validation_data, "validation_data")
-        adapted = adapt_inputs(model, train_data)
-        if adapted and verbose != 0 and chief_of(strategy):
-            print(f"adapted the input statistics of {', '.join(adapted)} on the training data")
-
         multi_worker = strategy is not None and is_multi_worker(strategy)
-        chief = strategy is None or _is_chief(strategy)
+        chief = chief_of(strategy)
+        adapted = adapt_inputs(model, train_data)
+        if adapted and verbose != 0 and chief:
+            print(f"adapted the input statistics of {', '.join(adapted)} on the training data")
 
         def scratch():
             if not scratch_dirs:

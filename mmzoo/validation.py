@@ -29,6 +29,19 @@ def check_int(name, value, minimum):
     return value
 
 
+def check_filters(name, value, what=""):
+    """A non-empty tuple of positive integers (filters of convolution blocks); ``what`` says what they are."""
+    valid = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in value
+    )
+    if not valid:
+        raise ValueError(
+            f"`{name}` must be a non-empty tuple of positive integers{f' ({what})' if what else ''}. "
+            f"Received: {name}={value!r}"
+        )
+    return tuple(value)
+
+
 def check_seed(name, value):
     """An integer seed, or None for an unseeded one."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

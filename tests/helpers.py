@@ -140,3 +140,14 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+def worker_env(workers, index, **extra):
+    """The environment of worker ``index`` of a multi-worker cluster on ``workers`` ("host:port" strings)."""
+    return {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "TF_CONFIG": json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}}),
+        **extra,
+    }

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import mmzoo
-from helpers import free_ports
+from helpers import free_ports, worker_env
 from mmzoo.cli import main
 
 
@@ -389,7 +389,6 @@ def test_test_data_is_read_with_the_training_vocabulary_and_class_names(tmp_path
 
 @pytest.mark.slow
 def test_multi_worker_training_saves_and_exports_once(tmp_path):
-    import json
     import os
 
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
@@ -397,12 +396,7 @@ def test_multi_worker_training_saves_and_exports_once(tmp_path):
     processes = []
     try:
         for index in range(2):
-            env = {
-                **os.environ,
-                "KERAS_BACKEND": "tensorflow",
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
-            }
+            env = worker_env(workers, index)
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "mmzoo", "train", "mlp", "--samples", "64", "--epochs", "1",
                  "--batch-size", "16", "--strategy", "multi_worker", "--export-dir", str(exports),

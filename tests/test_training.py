@@ -21,7 +21,7 @@ import mmzoo
 from mmzoo.data import synthetic, synthetic_arrays
 from mmzoo.registry import get_entry
 from mmzoo.training import TrainingDivergedError, distributed_fit, metrics_table, train
-from tests.helpers import as_dict, build_small, free_ports, result, run_python
+from tests.helpers import as_dict, build_small, free_ports, result, run_python, worker_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_MODELS = {"pretrained_fusion", "vgg16_features"}  # VGG16/ResNet50 towers: 3-10 s an epoch
@@ -388,15 +388,7 @@ def test_two_multi_worker_processes_train_to_identical_weights(tmp_path):
     processes = []
     try:
         for index in range(2):
-            env = {
-                **os.environ,
-                "KERAS_BACKEND": "tensorflow",
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "PYTHONPATH": ROOT,
-                "SEED": str(10 + index),
-                "CKPT": str(tmp_path / "ckpt"),
-                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
-            }
+            env = worker_env(workers, index, PYTHONPATH=ROOT, SEED=str(10 + index), CKPT=str(tmp_path / "ckpt"))
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-c", WORKER, str(tmp_path / f"w{index}")],

@@ -19,17 +19,15 @@ them before the first epoch; :func:`adapt_standardization` does it by hand):
 - :func:`features_encoder`: a standardised feature vector -> a two-layer MLP.
 """
 
-import math
-
 import keras
 import numpy as np
 from keras import layers, ops
 
 from mmzoo.layers.audio import LogMelSpectrogram
 from mmzoo.layers.normalization import Standardization
-from mmzoo.layers.pooling import AttentionPooling, MaskedPooling
+from mmzoo.layers.pooling import AttentionPooling, MaskedPooling, PresenceGate
 from mmzoo.layers.preprocessing import CaffeImagePreprocessing
-from mmzoo.validation import check_choice, check_positive_int, check_rate
+from mmzoo.validation import check_choice, check_filters, check_positive_int, check_rate
 
 MODALITIES = ("image", "audio", "text", "video", "features")
 TEXT_ENCODERS = ("gru", "transformer")
@@ -74,22 +72,6 @@ class RealSteps(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "tolerance": self.tolerance}
-
-
-@keras.saving.register_keras_serializable(package="mmzoo")
-class BinaryMask(layers.Layer):
-    """A mask as 0.0 / 1.0: values above 0.5 are real (1), the rest padding (0).
-
-    Example:
-    >>> keras.ops.convert_to_numpy(BinaryMask()(np.array([[0.9, 0.2, 1.0]], "float32"))).tolist()
-    [[1.0, 0.0, 1.0]]
-    """
-
-    def call(self, inputs):
-        return ops.cast(ops.greater(inputs, 0.5), self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -171,15 +153,6 @@ def _residual_cnn(x, filters, name, stride=1):
     return x
 
 
-def check_filters(key, filters):
-    valid = isinstance(filters, (list, tuple)) and filters and all(
-        isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in filters
-    )
-    if not valid:
-        raise ValueError(f"`{key}` must be a non-empty tuple of positive integers. Received: {key}={filters!r}")
-    return tuple(filters)
-
-
 def image_cnn_encoder(
     input_shape,
     width=128,
@@ -208,7 +181,7 @@ def image_cnn_encoder(
         input_name: the name of its input (the model input it reads).
         name: the encoder's name.
     """
-    filters = check_filters("image_filters", filters)
+    filters = check_filters("image_filters", filters, "filters of each residual block")
     check_positive_int("grid", grid)
     check_rate("dropout", dropout)
     height, width_px = input_shape[0], input_shape[1]
@@ -319,7 +292,7 @@ def audio_spectrogram_encoder(
         input_name: the name of the waveform input (the mask's is ``<input_name>_mask``).
         name: the encoder's name.
     """
-    filters = check_filters("audio_filters", filters)
+    filters = check_filters("audio_filters", filters, "filters of each residual block")
     for key, value in [("samples", samples), ("sample_rate", sample_rate), ("num_mel_bins", num_mel_bins),
                        ("fft_length", fft_length), ("hop_length", hop_length)]:
         check_positive_int(key, value)
@@ -329,19 +302,19 @@ def audio_spectrogram_encoder(
             f"use longer clips or a smaller fft_length. Received: samples={samples}, fft_length={fft_length}"
         )
     frames = samples // hop_length + 1
-    shrink = 2 ** (len(filters) - 1)
-    if min(cnn_output_size(frames, filters, stem_stride(frames, num_mel_bins, "spectrogram")),
-           cnn_output_size(num_mel_bins, filters, stem_stride(frames, num_mel_bins, "spectrogram"))) < 1:
+    stride = stem_stride(frames, num_mel_bins, "spectrogram")
+    out_frames, out_bins = cnn_output_size(frames, filters, stride), cnn_output_size(num_mel_bins, filters, stride)
+    if min(out_frames, out_bins) < 1:
         raise ValueError(
             f"{frames} spectrogram frames x {num_mel_bins} mel bands are too few for {len(filters)} residual "
-            f"blocks (audio_filters={filters}): each must be at least {shrink}."
+            f"blocks (audio_filters={filters}): each must be at least {2 ** (len(filters) - 1)}."
         )
     wave = keras.Input((samples,), name=input_name)
     inputs = wave
     if sample_mask:
         mask = keras.Input((samples,), name=f"{input_name}_mask")
         inputs = [wave, mask]
-        wave = layers.Multiply(name="real_samples")([wave, BinaryMask(name="mask_binary")(mask)])
+        wave = PresenceGate(name="real_samples")(wave, mask)
     mel = LogMelSpectrogram(
         sample_rate=sample_rate, fft_length=fft_length, hop_length=hop_length, num_mel_bins=num_mel_bins,
         name="log_mel",
@@ -352,9 +325,7 @@ def audio_spectrogram_encoder(
         real = RealSteps(name="real_frames")(mel)
     x = Standardization(name="standardize")(mel)
     x = layers.Reshape((frames, num_mel_bins, 1), name="as_image")(x)
-    stride = stem_stride(frames, num_mel_bins, "spectrogram")
     x = _residual_cnn(x, filters, "cnn", stride)
-    out_frames, out_bins = cnn_output_size(frames, filters, stride), cnn_output_size(num_mel_bins, filters, stride)
     x = layers.Reshape((out_frames, out_bins * filters[-1]), name="frames")(x)
     x = layers.Dense(width, activation="relu", name="frame_dense")(x)
     if out_frames != frames:  # a pooled frame is real when any frame it covers is: the CNN's poolings, in 1-D
@@ -475,10 +446,8 @@ def video_encoder(input_shape, frame_encoder, width=128, frame_mask=False, input
     if frame_mask:
         mask = keras.Input((input_shape[0],), name=f"{input_name}_mask")
         inputs = [clip, mask]
-        real = BinaryMask(name="mask_binary")(mask)
-        clip = layers.Multiply(name="real_frames_only")(
-            [clip, layers.Reshape((input_shape[0],) + (1,) * (len(input_shape) - 1), name="mask_column")(real)]
-        )
+        real = mask  # the pooling reads values above 0.5 as real frames
+        clip = PresenceGate(name="real_frames_only")(clip, mask)
     else:
         real = RealSteps(name="real_frames")(clip)
     x = Standardization(name="standardize")(clip)
@@ -578,7 +547,6 @@ def _feed(model, encoder, inputs):
 
 __all__ = [
     "APPLICATIONS",
-    "BinaryMask",
     "MODALITIES",
     "PositionEmbedding",
     "RealSteps",

@@ -1,4 +1,4 @@
-"""Fusion operators by name: the one place that turns ``fusion="gating"`` into layers.
+"""Fusion operators by name: the one place that turns ``fusion="gating"`` into layers; modality tokens.
 
 Models whose fusion step is a choice (``fusion_classifier(fusion=...)``) call
 :func:`apply_fusion` on their modality vectors; every operator takes vectors of one
@@ -47,10 +47,23 @@ def apply_fusion(fusion, vectors, width, name="fusion"):
     if fusion == "gating":
         fused, _ = ModalityGating(hidden_units=width, name=name)(vectors)
         return fused
-    tokens = layers.Concatenate(axis=1, name=f"{name}_tokens")(
-        [layers.Reshape((1, width), name=f"{name}_token{index}")(v) for index, v in enumerate(vectors)]
-    )
+    tokens = stack_modalities(vectors)
     if fusion == "attention":
         return AttentionPooling(width, name=name)(tokens)
     nodes = GraphMessagePassing(width, learn_adjacency=True, name=name)(tokens)
     return layers.Flatten(name=f"{name}_flatten")(nodes)
+
+
+def stack_modalities(vectors):
+    """``(batch, width)`` vectors as a ``(batch, len(vectors), width)`` sequence of modality tokens."""
+    width = vectors[0].shape[-1]
+    return layers.Concatenate(axis=1)([layers.Reshape((1, width))(v) for v in vectors])
+
+
+def unstack_modalities(sequence, count):
+    """Split a ``(batch, count, width)`` sequence of modality tokens back into ``count`` vectors."""
+    width = sequence.shape[-1]
+    return [
+        layers.Reshape((width,))(layers.Cropping1D((index, count - 1 - index))(sequence))
+        for index in range(count)
+    ]

@@ -125,7 +125,9 @@ class PresenceGate(layers.Layer):
     ``gate(vectors, present)``: ``vectors`` is ``(batch, ...)``, ``present`` a ``(batch,)``
     flag, 1 when the example has the modality and 0 when it is missing (values above 0.5
     count as present). A missing modality then contributes nothing to a fusion, whatever
-    its (zero-filled, or any) input holds. The gate has no weights.
+    its (zero-filled, or any) input holds. ``present`` may also cover more leading axes,
+    e.g. a ``(batch, frames)`` mask of a ``(batch, frames, h, w, c)`` clip or a
+    ``(batch, samples)`` mask of waveforms: padded steps become zeros. The gate has no weights.
 
     Example:
     >>> vectors = keras.ops.convert_to_tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -136,7 +138,8 @@ class PresenceGate(layers.Layer):
 
     def call(self, vectors, present):
         present = ops.greater(ops.cast(present, "float32"), 0.5)
-        present = ops.reshape(present, (-1,) + (1,) * (len(vectors.shape) - 1))
+        for _ in range(len(vectors.shape) - len(present.shape)):
+            present = ops.expand_dims(present, -1)
         return ops.where(present, vectors, ops.zeros_like(vectors))
 
     def compute_output_shape(self, vectors_shape, present_shape):

@@ -1,6 +1,4 @@
-"""Building blocks several model families compose: pretrained backbones and modality tokens."""
-
-from keras import layers
+"""Building blocks several model families compose: pretrained backbones (modality tokens: mmzoo.layers.fusion_names)."""
 
 
 def imagenet_backbone(application, input_shape, weights, name, pooling="avg"):
@@ -23,18 +21,3 @@ def imagenet_backbone(application, input_shape, weights, name, pooling="avg"):
             "They are downloaded on first use, which needs the network; offline, put the "
             "weight file in ~/.keras/models/ or build with weights=None."
         ) from error
-
-
-def stack_modalities(vectors):
-    """``(batch, width)`` vectors as a ``(batch, len(vectors), width)`` sequence of modality tokens."""
-    width = vectors[0].shape[-1]
-    return layers.Concatenate(axis=1)([layers.Reshape((1, width))(v) for v in vectors])
-
-
-def unstack_modalities(sequence, count):
-    """Split a ``(batch, count, width)`` sequence of modality tokens back into ``count`` vectors."""
-    width = sequence.shape[-1]
-    return [
-        layers.Reshape((width,))(layers.Cropping1D((index, count - 1 - index))(sequence))
-        for index in range(count)
-    ]

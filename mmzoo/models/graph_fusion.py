@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from mmzoo.layers import AttentionPooling, GraphMessagePassing, MaskedPooling, ModalityGating
+from mmzoo.layers.fusion_names import stack_modalities
 from mmzoo.models.base import (
     MultimodalModel,
     check_bool,
@@ -13,7 +14,6 @@ from mmzoo.models.base import (
     classifier,
     target_kind,
 )
-from mmzoo.models.blocks import stack_modalities
 from mmzoo.registry import register_model
 
 MODALITIES = ("image", "text", "audio")

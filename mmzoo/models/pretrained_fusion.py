@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from mmzoo.layers import CaffeImagePreprocessing, MaskedPooling, ModalityProjection, WeightedSumFusion
+from mmzoo.layers.fusion_names import stack_modalities, unstack_modalities
 from mmzoo.models.base import (
     MultimodalModel,
     check_bool,
@@ -13,7 +14,7 @@ from mmzoo.models.base import (
     classifier,
     target_kind,
 )
-from mmzoo.models.blocks import imagenet_backbone, stack_modalities, unstack_modalities
+from mmzoo.models.blocks import imagenet_backbone
 from mmzoo.registry import register_model
 
 MODALITIES = ("image", "text", "audio")

@@ -13,6 +13,7 @@ from mmzoo.models.base import (
     target_kind,
 )
 from mmzoo.registry import register_model
+from mmzoo.validation import check_filters
 
 TEMPORAL_POOLING = ("mean", "max", "attention")
 
@@ -30,17 +31,7 @@ def smallest_image_size(conv_filters):
 
 
 def check_conv_filters(conv_filters):
-    valid = (
-        isinstance(conv_filters, (list, tuple))
-        and len(conv_filters) > 0
-        and all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in conv_filters)
-    )
-    if not valid:
-        raise ValueError(
-            "`conv_filters` must be a non-empty tuple of positive integers (filters of each "
-            f"3x3 convolution block). Received: conv_filters={conv_filters!r}"
-        )
-    return tuple(conv_filters)
+    return check_filters("conv_filters", conv_filters, "filters of each 3x3 convolution block")
 
 
 def check_image_arguments(image_height, image_width, image_channels, conv_filters):
