@@ -38,7 +38,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a folder with train/ and test/ class folders")
     parser.add_argument("--epochs", type=int, default=40, help="most epochs (early stopping ends sooner)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (64, as mmzoo train)")
     parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--sequence-length", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)

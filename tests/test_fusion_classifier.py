@@ -81,6 +81,25 @@ def test_every_fusion_by_name(fusion):
     assert model.get_config()["fusion"] == fusion
 
 
+@pytest.mark.parametrize("text_encoder", ["bag", "gru", "transformer"])
+def test_every_text_encoder_trains(text_encoder):
+    model = build_small("fusion_classifier", text_encoder=text_encoder)
+    x, y = mmzoo.dummy_batch(model, batch_size=4)
+    assert np.isfinite(model.train_on_batch(x, y, return_dict=True)["loss"])
+    assert model.get_config()["text_encoder"] == text_encoder
+
+
+def test_modality_dropout_acts_while_training_only():
+    model = build_small("fusion_classifier", modality_dropout=0.5)
+    assert model.get_layer("modality_dropout").rate == 0.5
+    x, _ = mmzoo.dummy_batch(model, batch_size=16)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    trained = [keras.ops.convert_to_numpy(model(x, training=True)) for _ in range(2)]
+    assert not np.allclose(trained[0], trained[1])  # other modalities dropped in each call
+    off = build_small("fusion_classifier", modality_dropout=0.0)
+    assert "modality_dropout" not in [layer.name for layer in off.layers]
+
+
 def test_one_modality_needs_no_fusion():
     model = mmzoo.build("fusion_classifier", inputs={"audio": (4000,)}, num_classes=1, fusion="gating", **SMALL)
     assert "fusion" not in [layer.name for layer in model.layers]
@@ -95,6 +114,8 @@ def test_one_modality_needs_no_fusion():
         ({"inputs": {"audio": (16000, 1)}}, "Input 'audio' is audio: its shape is \\(samples,\\): a raw waveform"),
         ({"inputs": {}}, "`inputs` must be a non-empty dict"),
         ({"fusion": "bilinear"}, "fusion.*bilinear"),
+        ({"modality_dropout": 1.0}, "`modality_dropout` must be a number in \\[0, 1\\). Received: modality_dropout=1.0"),
+        ({"text_encoder": "lstm"}, "`text_encoder` must be one of 'bag', 'gru', 'transformer'"),
         ({"image_weights": "imagenet"}, "`image_weights` applies to keras.applications encoders"),
         ({"inputs": {"image": (3, 3, 1)}, "image_filters": (4, 8, 16)}, "too small for 3 residual blocks"),
         ({"inputs": {"audio": (100,)}}, "shorter than half an FFT window"),

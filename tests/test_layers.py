@@ -10,6 +10,7 @@ from mmzoo.layers import (
     ConcatFusion,
     ElementwiseProductFusion,
     MaskedPooling,
+    ModalityDropout,
     ModalityProjection,
     WeightedSumFusion,
 )
@@ -70,6 +71,7 @@ def test_weighted_sum_projects_when_widths_differ():
         (lambda: ElementwiseProductFusion()(vectors(2)), "at least two"),
         (lambda: MaskedPooling("median"), "`mode` must be one of 'mean', 'max'. Received: mode='median'"),
         (lambda: ModalityProjection(8, dropout=1.0), "dropout"),
+        (lambda: ModalityDropout(1.0), "`rate` must be a number in \\[0, 1\\). Received: rate=1.0"),
     ],
 )
 def test_bad_arguments_are_refused(make, match):
@@ -81,6 +83,21 @@ def test_elementwise_product():
     a, b = vectors(4, 4)
     np.testing.assert_allclose(ElementwiseProductFusion()([a, b]), a * b, rtol=1e-6)
     assert tuple(ElementwiseProductFusion()(vectors(4, 2)).shape) == (4, 4)
+
+
+def test_modality_dropout_zeroes_whole_modalities_only_while_training():
+    inputs = vectors(3, 4, 2, batch=2000)
+    layer = ModalityDropout(0.4, seed=3)
+    for out, x in zip(layer(inputs), inputs):  # inference: unchanged
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), x)
+    outs = [keras.ops.convert_to_numpy(out) for out in layer(inputs, training=True)]
+    kept = np.stack([np.all(out == x, axis=1) for out, x in zip(outs, inputs)], axis=1)
+    dropped = np.stack([np.all(out == 0.0, axis=1) for out in outs], axis=1)
+    assert np.all(kept ^ dropped)  # each modality of each example: untouched (not rescaled) or all zero
+    assert kept.any(axis=1).all()  # never every modality of an example
+    # P(dropped) = 0.4, less the draws that would drop all three (0.4 ** 3), which keep them all
+    assert abs(dropped.mean() - (0.4 - 0.4**3)) < 0.03
+    assert dropped.mean(axis=0).min() > 0.25  # every modality is dropped, not only one
 
 
 def padded_sequence():
@@ -123,6 +140,7 @@ def test_caffe_preprocessing_matches_keras_applications():
         (ElementwiseProductFusion(units=5), vectors(3, 4)),
         (ModalityProjection(7, activation="gelu", dropout=0.1, normalize=True), vectors(3)[0]),
         (MaskedPooling("max"), padded_sequence()[0]),
+        (ModalityDropout(0.3, seed=2), vectors(3, 3)),
         (AttentionPooling(5), padded_sequence()[0]),
         (CaffeImagePreprocessing(input_scale=255.0), RNG.random((1, 2, 2, 3)).astype("float32")),
     ],

@@ -3,7 +3,7 @@
 from mmzoo.layers.audio import MFCC, LogMelSpectrogram, SpecAugment
 from mmzoo.layers.contrastive import LogitScale
 from mmzoo.layers.encoders import PositionEmbedding, RealSteps
-from mmzoo.layers.fusion import ConcatFusion, ElementwiseProductFusion, WeightedSumFusion
+from mmzoo.layers.fusion import ConcatFusion, ElementwiseProductFusion, ModalityDropout, WeightedSumFusion
 from mmzoo.layers.gating import ModalityGating
 from mmzoo.layers.fusion_names import FUSIONS, apply_fusion
 from mmzoo.layers.graph import GraphMessagePassing
@@ -23,6 +23,7 @@ __all__ = [
     "LogitScale",
     "MFCC",
     "MaskedPooling",
+    "ModalityDropout",
     "ModalityGating",
     "ModalityProjection",
     "PositionEmbedding",

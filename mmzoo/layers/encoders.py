@@ -12,8 +12,8 @@ them before the first epoch; :func:`adapt_standardization` does it by hand):
 - :func:`application_image_encoder`: any ``keras.applications`` backbone by name;
 - :func:`audio_spectrogram_encoder`: raw waveform -> log-mel (in the graph) -> a 2-D CNN
   over the spectrogram -> mean and max over the real (non-silent) frames;
-- :func:`text_sequence_encoder`: token ids -> embedding -> bidirectional GRU or a small
-  transformer block -> mean and max over the real tokens;
+- :func:`text_sequence_encoder`: token ids -> embedding -> (a bag of words, a bidirectional
+  GRU or a small transformer block) -> mean and max over the real tokens;
 - :func:`video_encoder`: an image encoder on every frame (shared weights) -> attention
   pooling over the real (not all-zero) frames;
 - :func:`features_encoder`: a standardised feature vector -> a two-layer MLP.
@@ -30,7 +30,7 @@ from mmzoo.layers.preprocessing import CaffeImagePreprocessing
 from mmzoo.validation import check_choice, check_filters, check_positive_int, check_rate
 
 MODALITIES = ("image", "audio", "text", "video", "features")
-TEXT_ENCODERS = ("gru", "transformer")
+TEXT_ENCODERS = ("bag", "gru", "transformer")
 
 
 def modality_of(key):
@@ -346,24 +346,30 @@ def text_sequence_encoder(
     vocabulary_size,
     width=128,
     embedding_size=64,
-    kind="gru",
+    kind="bag",
     num_heads=2,
     input_name="text",
     name="text_encoder",
 ):
     """Token ids ``(batch, sequence_length)`` (0 = padding) -> ``(batch, width)``.
 
+    ``kind="bag"``: the embeddings themselves (a bag of words: order is ignored);
     ``kind="gru"``: a bidirectional GRU; ``kind="transformer"``: learned positions and one
     transformer encoder block (self-attention over the real tokens, then a feed-forward
     layer, each with a residual connection and layer normalisation). Either way, the mean
     and the maximum over the real tokens are concatenated and projected to ``width``.
+
+    The bag is the default: on the real check set's captions (benchmarks/real_data.py;
+    2,550 training texts, whose words, not their order, carry the class) it reached 0.57
+    test accuracy in 0.5 s an epoch, the GRU 0.39 in 2 s (it fits the training texts
+    within a few epochs and stops improving on the others).
 
     Args:
         sequence_length: tokens per text.
         vocabulary_size: token ids run from 0 (padding) to ``vocabulary_size - 1``.
         width: size of the output vector.
         embedding_size: size of the token embeddings.
-        kind: ``"gru"`` or ``"transformer"``.
+        kind: ``"bag"``, ``"gru"`` or ``"transformer"``.
         num_heads: attention heads of the transformer block.
         input_name: the name of its input (the model input it reads).
         name: the encoder's name.
@@ -374,7 +380,9 @@ def text_sequence_encoder(
         check_positive_int(key, value)
     tokens = keras.Input((sequence_length,), dtype="int32", name=input_name)
     embedded = layers.Embedding(vocabulary_size, embedding_size, mask_zero=True, name="tokens")(tokens)
-    if kind == "gru":
+    if kind == "bag":
+        x = embedded
+    elif kind == "gru":
         x = layers.Bidirectional(
             layers.GRU(max(1, width // 2), return_sequences=True), merge_mode="concat", name="bigru"
         )(embedded)

@@ -10,6 +10,8 @@ import math
 import keras
 from keras import layers, ops
 
+from mmzoo.validation import check_rate
+
 
 class _ProjectingFusion(layers.Layer):
     """Base for fusion operators that need every input at one common width."""
@@ -164,3 +166,53 @@ class ElementwiseProductFusion(_ProjectingFusion):
         for x in projected[1:]:
             result = result * x
         return result
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class ModalityDropout(layers.Layer):
+    """Drops whole modalities while training: each example's modality vector is zeroed with probability ``rate``.
+
+    A list of modality vectors in, the same list out. While training, every (example,
+    modality) pair is kept with probability ``1 - rate`` and zeroed otherwise, never all
+    of one example's modalities (an example that would lose every modality keeps them
+    all). Kept vectors are not rescaled, so a dropped modality looks exactly like a missing
+    one (a zero vector, e.g. after :class:`mmzoo.layers.pooling.PresenceGate`) and the
+    model learns to predict from what is there. At inference the layer does nothing.
+
+    Modality dropout (ModDrop; Neverova et al., 2015) keeps one easy modality from
+    carrying the whole fit: without it a branch that memorises the training set early
+    (text, on a few thousand examples) leaves the others little gradient to learn from.
+
+    Args:
+        rate: probability of dropping each modality of each example, in [0, 1).
+        seed: seed of the random draws.
+
+    Example:
+    >>> layer = ModalityDropout(0.5, seed=1)
+    >>> a, b = keras.ops.ones((4, 3)), keras.ops.ones((4, 2))
+    >>> [tuple(v.shape) for v in layer([a, b], training=True)]
+    [(4, 3), (4, 2)]
+    >>> bool(keras.ops.all(layer([a, b])[0] == a))
+    True
+    """
+
+    def __init__(self, rate=0.25, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(check_rate("rate", rate))
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0 or len(inputs) < 2:
+            return list(inputs)
+        batch = ops.shape(inputs[0])[0]
+        keep = keras.random.uniform((batch, len(inputs)), seed=self.seed_generator) >= self.rate
+        none_kept = ops.logical_not(ops.any(keep, axis=1, keepdims=True))
+        keep = ops.logical_or(keep, none_kept)
+        return [x * ops.cast(keep[:, index : index + 1], x.dtype) for index, x in enumerate(inputs)]
+
+    def compute_output_shape(self, input_shape):
+        return list(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
