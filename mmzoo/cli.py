@@ -877,7 +877,7 @@ def _train(args):
     import keras
 
     import mmzoo
-    from mmzoo.training import _is_chief
+    from mmzoo.training import is_chief
 
     _check_data_arguments(args)
     keras.utils.set_random_seed(args.seed)
@@ -912,7 +912,7 @@ def _train(args):
         made.append(_directory_data(feed, args))
         data = made[0]
         strategy = arguments["strategy"]
-        if strategy is None or isinstance(strategy, str) or _is_chief(strategy):
+        if strategy is None or isinstance(strategy, str) or is_chief(strategy):
             print(data.summary, flush=True)
         splits = DatasetSplits(
             train=data.train, validation=data.validation, class_names=data.class_names,
@@ -927,7 +927,7 @@ def _train(args):
             def make(model):
                 if not made:
                     made.append(_datasets(model, args))
-                    if made[0].summary and _is_chief(model.distribute_strategy):
+                    if made[0].summary and is_chief(model.distribute_strategy):
                         print(made[0].summary, flush=True)
                 return getattr(made[0], name)
 
@@ -937,7 +937,7 @@ def _train(args):
     model, data = history.model, made[0]
     if args.strategy == "multi_worker":
         strategy = model.distribute_strategy
-        if not _is_chief(strategy):
+        if not is_chief(strategy):
             resolver = strategy.cluster_resolver
             print(
                 f"{resolver.task_type} {resolver.task_id}: trained; the chief evaluates, saves and exports the model"

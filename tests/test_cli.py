@@ -226,12 +226,12 @@ class _Spy:
         from mmzoo.registry import get_entry
 
         self.history, self.calls = None, []
-        train, from_directory, build = mmzoo.train, mmzoo.data.from_directory, mmzoo.training.build
+        train, from_directory, build = mmzoo.train, mmzoo.data.from_directory, mmzoo.training.fit.build
 
         def small_build(name, **kwargs):
             return build(name, **{**get_entry(name).test_config, **kwargs})
 
-        monkeypatch.setattr(mmzoo.training, "build", small_build)
+        monkeypatch.setattr(mmzoo.training.fit, "build", small_build)
 
         def spy_train(*args, **kwargs):
             self.history = train(*args, **kwargs)

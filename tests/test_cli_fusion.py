@@ -333,12 +333,12 @@ def test_a_document_model_with_an_mfcc_input_trains_from_wav_files(tmp_path, mon
     import mmzoo.training
     from mmzoo.registry import get_entry
 
-    build = mmzoo.training.build
+    build = mmzoo.training.fit.build
 
     def small_build(name, **kwargs):
         return build(name, **{**get_entry(name).test_config, **kwargs})
 
-    monkeypatch.setattr(mmzoo.training, "build", small_build)
+    monkeypatch.setattr(mmzoo.training.fit, "build", small_build)
     data = write_folder(tmp_path / "data", per_class=6)
     exports = tmp_path / "exports"
     assert main(["train", "emotion", "--data", str(data), "--sample-rate", "8000", "--audio-length", "4000",

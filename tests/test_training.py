@@ -611,14 +611,14 @@ def test_the_recipe_lowers_the_learning_rate_on_a_plateau():
 
 
 def test_no_recipe_without_validation_data_and_bad_recipe_arguments():
-    from mmzoo.training import _recipe_callbacks
+    from mmzoo.training.callbacks import recipe_callbacks
 
     model = build_small("mlp")
-    assert _recipe_callbacks(model, False, 10, 4, True) == []
-    recipe = _recipe_callbacks(model, True, 10, 4, True)
+    assert recipe_callbacks(model, False, 10, 4, True) == []
+    recipe = recipe_callbacks(model, True, 10, 4, True)
     assert [type(c) for c in recipe] == [keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping]
     assert recipe[1].restore_best_weights and recipe[1].patience == 10 and recipe[0].patience == 4
-    assert _recipe_callbacks(model, True, None, None, False) == []
+    assert recipe_callbacks(model, True, None, None, False) == []
     with pytest.raises(ValueError, match="`early_stopping_patience` must be a positive integer"):
         train("mlp", data(n=32), validation_data=data(n=16, split="validation"), early_stopping_patience=0,
               verbose=0, **small("mlp"))
