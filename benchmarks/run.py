@@ -9,7 +9,8 @@ reports medians (see each script's docstring for what exactly runs):
 - ``serving.py``: an exported SavedModel against calling the Keras model, batch-1 latency
   (p50, p99) and batch-64 throughput;
 - ``scaling.py``: ``mha_fusion`` step time as the text doubles (64 -> 1024 tokens) and
-  training time as the dataset doubles, as growth factors.
+  training time as the dataset doubles, as growth factors;
+- ``presets.py``: ``mmzoo.build(PRESET_DIR)`` against ``mmzoo.build(name)``.
 
 The JSON is a list of ``{"name", "ours", "baseline", "unit", "ratio"}``. ``ratio`` is the
 speed-up of ours over the baseline, except for the ``scaling:`` rows, where it is the
@@ -28,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import audio_features  # noqa: E402
+import presets  # noqa: E402
 import scaling  # noqa: E402
 import serving  # noqa: E402
 import train_throughput  # noqa: E402
@@ -38,6 +40,7 @@ BENCHMARKS = {
     "audio": audio_features,
     "serving": serving,
     "scaling": scaling,
+    "presets": presets,
 }
 # --quick arguments per benchmark; audio keeps 256 clips so that its ratio is stable.
 QUICK = {
@@ -45,6 +48,7 @@ QUICK = {
     "audio": ["--clips", "256", "--repeats", "3"],
     "serving": ["--quick"],
     "scaling": ["--quick"],
+    "presets": ["--quick"],
 }
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 

@@ -8,6 +8,7 @@ True
 __version__ = "0.1.0"
 
 from mmzoo import layers, metrics, models  # noqa: F401  (importing models registers them)
+from mmzoo.presets import save_preset
 from mmzoo.registry import build, describe, dummy_batch, list_models, register_model
 
 __all__ = [
@@ -16,13 +17,17 @@ __all__ = [
     "describe",
     "dummy_batch",
     "export",
+    "finetune",
+    "freeze",
     "layers",
     "list_models",
     "load_saved_model",
     "metrics",
     "models",
     "register_model",
+    "save_preset",
     "train",
+    "unfreeze",
 ]
 
 # These import TensorFlow, so they load on first use: `import mmzoo` works with Keras
@@ -30,6 +35,9 @@ __all__ = [
 _LAZY = {
     "data": ("mmzoo.data", None),
     "train": ("mmzoo.training", "train"),
+    "finetune": ("mmzoo.training.finetune", "finetune"),
+    "freeze": ("mmzoo.training.finetune", "freeze"),
+    "unfreeze": ("mmzoo.training.finetune", "unfreeze"),
     "export": ("mmzoo.serving", "export"),
     "load_saved_model": ("mmzoo.serving", "load_saved_model"),
 }

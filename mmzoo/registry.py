@@ -8,6 +8,7 @@ corrected, and appends both to the builder's docstring so that ``help()`` shows 
 import dataclasses
 import fnmatch
 import functools
+import os
 
 import numpy as np
 
@@ -79,12 +80,20 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
-def build(name, *args, compile=True, **kwargs):
-    """Build the registered model ``name``, compiled with its document's optimizer, loss and metrics.
+def build(name, *args, compile=True, weights=None, **kwargs):
+    """Build the registered model ``name`` (or the preset at a folder), compiled with its document's optimizer, loss and metrics.
 
     Args:
-        name: a name from ``list_models()``.
+        name: a name from ``list_models()``, or a preset folder written by
+            :func:`mmzoo.save_preset` (the model is rebuilt from its config, ``kwargs``
+            override it, and its weights are loaded).
         compile: compile the model (Adam, one loss and accuracy per output).
+        weights: None (fresh initialisation), a preset folder, a ``.weights.h5`` file, or
+            ``"imagenet"`` for the models with ``keras.applications`` backbones (Keras
+            downloads them into its cache on first use). From a preset of the same model
+            with another number of classes, every weight but the head's is loaded and the
+            head is new; one line says so (``loaded 31 of 33 weight tensors; new head for 5
+            classes``). Anything else that does not fit is refused, naming the tensor.
         **kwargs: the model's arguments; see ``describe(name).defaults``.
 
     Returns:
@@ -95,17 +104,55 @@ def build(name, *args, compile=True, **kwargs):
     >>> sorted(model.input)
     ['image_input', 'text_input']
     """
-    entry = get_entry(name)
+    from mmzoo import presets
+
     if args:
         raise ValueError(
             f"build() takes a model's arguments by keyword, e.g. build({name!r}, units=64); see "
             f"describe({name!r}).defaults. Received: positional arguments {args!r}"
         )
     check_bool("compile", compile)
-    model = entry.builder(**{"name": name, **kwargs})
+    if not isinstance(name, str) and not hasattr(name, "__fspath__"):
+        raise ValueError(f"`name` must be a registered model name or a preset folder. Received: name={name!r}")
+    if str(name) not in _REGISTRY and (presets.is_preset(name) or _looks_like_path(name)):
+        if weights is not None:
+            raise ValueError(
+                f"build({str(name)!r}) loads that preset's weights; `weights` applies to a model name. "
+                f"Received: weights={weights!r}"
+            )
+        preset = presets.read_preset(name)
+        model = presets.instantiate(preset, kwargs)
+        message = presets.load_weights(model, preset["directory"], verbose=False)
+        if "new head" in message:
+            print(message)
+        if compile:
+            model.compile(**model.default_compile_arguments())
+        return model
+    entry = get_entry(name)
+    if weights == "imagenet":
+        kwargs = {**kwargs, ("image_weights" if name == "fusion_classifier" else "weights"): "imagenet"}
+    try:
+        model = entry.builder(**{"name": name, **kwargs})
+    except ValueError as error:
+        if weights == "imagenet" and "has no argument `weights`" in str(error):
+            raise ValueError(
+                f"{name!r} has no keras.applications backbone: weights='imagenet' applies to the models that "
+                "have one (vgg16_features, pretrained_fusion, fusion_classifier with image_encoder=...). "
+                "Use None, a preset folder or a .weights.h5 file."
+            ) from None
+        raise
+    if weights is not None and weights != "imagenet":
+        message = presets.load_weights(model, weights, verbose=False)
+        if "new head" in message:
+            print(message)
     if compile:
         model.compile(**model.default_compile_arguments())
     return model
+
+
+def _looks_like_path(name):
+    text = str(name)
+    return hasattr(name, "__fspath__") or "/" in text or os.sep in text or os.path.exists(text)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,6 +88,43 @@ def check_saved_model_round_trip(model, directory):
     assert_outputs_close(model(x, training=False), served.serve(x))
 
 
+def check_preset_round_trip(model, directory):
+    """A trained model saved as a preset and rebuilt with ``mmzoo.build(folder)`` gives the same outputs."""
+    x, y = mmzoo.dummy_batch(model, batch_size=4, seed=6)
+    model.train_on_batch(x, y)  # weights that are not the initial ones
+    folder = mmzoo.save_preset(model, directory / "preset", metadata={"trained_on": "a dummy batch"})
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json", "metadata.json", "model.weights.h5", "preprocessing.json"]
+    rebuilt = mmzoo.build(str(folder))
+    assert type(rebuilt) is type(model) and rebuilt.name == model.name
+    as_json = lambda config: json.loads(json.dumps(config))  # noqa: E731  (tuples come back as lists)
+    assert as_json(rebuilt.get_config()) == as_json(model.get_config())
+    assert_outputs_close(model(x, training=False), rebuilt(x, training=False), atol=1e-6)
+    return folder
+
+
+def check_freeze_keeps_the_encoders(model):
+    """``mmzoo.freeze(model, "encoders")``: a training step leaves every encoder weight as it was, moves the head's."""
+    from mmzoo.models.anatomy import head_layers
+
+    encoders = model.encoders
+    assert encoders, f"{model.name} has no encoder"
+    frozen = mmzoo.freeze(model, "encoders")
+    assert frozen
+    model.compile(**model.default_compile_arguments())
+    encoder_weights = [w for part in encoders.values() for layer in (part if isinstance(part, list) else [part])
+                       for w in layer.weights]
+    head_weights = [w for layer in head_layers(model) for w in layer.trainable_weights]
+    before = [np.array(w) for w in encoder_weights], [np.array(w) for w in head_weights]
+    x, y = mmzoo.dummy_batch(model, batch_size=8, seed=7)
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    for weight, value in zip(encoder_weights, before[0]):
+        np.testing.assert_array_equal(np.array(weight), value, err_msg=weight.path)
+    if head_weights:
+        assert any(not np.array_equal(np.array(w), v) for w, v in zip(head_weights, before[1])), "the head did not train"
+
+
 def check_learns_the_embedded_data(model, epochs=3, n=256, factor=0.95):
     """A few epochs on the embedded dataset lower the loss on its validation split."""
     from mmzoo.data import synthetic

@@ -31,8 +31,9 @@ TINY = {
                 "--repeats", "1"],
     "scaling": ["--lengths", "8", "16", "--batch-size", "2", "--steps", "1", "--sizes", "32", "64",
                 "--repeats", "1"],
+    "presets": ["--models", "mlp", "--repeats", "1"],
 }
-EXPECTED_ROWS = {"training": 3, "audio": 3, "serving": 4, "scaling": 2}
+EXPECTED_ROWS = {"training": 3, "audio": 3, "serving": 4, "scaling": 2, "presets": 1}
 
 
 def check_rows(rows):

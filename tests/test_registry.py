@@ -51,7 +51,7 @@ def test_unknown_keyword_names_it_and_the_allowed_ones():
         ("attention_fusion", {"vocab_size": 2.5}, "Received: vocab_size=2.5"),
         ("cifar_multimodal", {"image_shape": (32, 32)}, "`image_shape` must be a tuple of 3 integers"),
         ("image_text_classifier", {"dropout": 1.5}, "`dropout` must be a number in \\[0, 1\\)"),
-        ("pretrained_fusion", {"weights": "places365"}, "`weights` must be one of None, 'imagenet'"),
+        ("pretrained_fusion", {"weights": "places365"}, "`weights` must be None, a preset folder .* or 'imagenet'"),
         ("pretrained_fusion", {"input_shape": (16, 16, 3)}, "at least 32"),
         ("mha_fusion", {"cross_modal": "yes"}, "`cross_modal` must be True or False"),
     ],

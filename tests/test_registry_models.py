@@ -10,7 +10,9 @@ from helpers import (
     check_forward,
     check_keras_file_round_trip,
     check_learns_a_batch,
+    check_freeze_keeps_the_encoders,
     check_learns_the_embedded_data,
+    check_preset_round_trip,
     check_saved_model_round_trip,
 )
 
@@ -71,3 +73,13 @@ def test_keras_file_round_trip_in_safe_mode(name, tmp_path):
 @pytest.mark.parametrize("name", models())
 def test_saved_model_round_trip(name, tmp_path):
     check_saved_model_round_trip(build_small(name), tmp_path)
+
+
+@pytest.mark.parametrize("name", models())
+def test_preset_round_trip(name, tmp_path):
+    check_preset_round_trip(build_small(name), tmp_path)
+
+
+@pytest.mark.parametrize("name", models())
+def test_freeze_keeps_the_encoders(name):
+    check_freeze_keeps_the_encoders(build_small(name))

@@ -274,6 +274,27 @@ class MultimodalModel(keras.Model):
         check_call_inputs(self, x)
         return super().predict_on_batch(x)
 
+    @property
+    def encoders(self):
+        """``{input name: [layers]}``: the layers with weights that read that input alone (not the head).
+
+        What ``mmzoo.freeze(model, "encoders")`` freezes; see :mod:`mmzoo.models.anatomy`.
+        """
+        from mmzoo.models.anatomy import encoders
+
+        return encoders(self)
+
+    @property
+    def head(self):
+        """The layer that makes the output (``{output name: layer}`` for several targeted outputs).
+
+        What a head swap re-initialises (``mmzoo.build(preset, num_classes=...)``) and what
+        ``mmzoo.finetune`` trains first; see :mod:`mmzoo.models.anatomy`.
+        """
+        from mmzoo.models.anatomy import head
+
+        return head(self)
+
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
         config.update(self._constructor_arguments)

@@ -49,7 +49,8 @@ The package, one concern a file, each reading top to bottom:
   from a folder's splits, input statistics adapted;
 - :mod:`~mmzoo.training.callbacks`: the recipe, checkpoints and backups, divergence;
 - :mod:`~mmzoo.training.fit`: :func:`train`;
-- :mod:`~mmzoo.training.distributed`: :func:`distributed_fit`.
+- :mod:`~mmzoo.training.distributed`: :func:`distributed_fit`;
+- :mod:`~mmzoo.training.finetune`: :func:`freeze`, :func:`finetune`.
 
 Example:
 >>> import mmzoo
@@ -64,6 +65,7 @@ Example:
 from mmzoo.training.callbacks import TrainingDivergedError, metrics_table
 from mmzoo.training.data_checks import adapt_inputs, check_data, split_build_arguments
 from mmzoo.training.distributed import distributed_fit, replica_loss
+from mmzoo.training.finetune import finetune, freeze, unfreeze
 from mmzoo.training.fit import train
 from mmzoo.training.precision import MIXED_PRECISION_CHOICES, resolve_mixed_precision, xla_blockers
 from mmzoo.training.strategy import STRATEGY_CHOICES, chief_of, is_chief, multi_worker_strategy, resolve_strategy
@@ -76,6 +78,8 @@ __all__ = [
     "check_data",
     "chief_of",
     "distributed_fit",
+    "finetune",
+    "freeze",
     "is_chief",
     "metrics_table",
     "multi_worker_strategy",
@@ -84,5 +88,6 @@ __all__ = [
     "resolve_strategy",
     "split_build_arguments",
     "train",
+    "unfreeze",
     "xla_blockers",
 ]
