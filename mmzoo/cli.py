@@ -1,8 +1,9 @@
 """The ``mmzoo`` command line (also ``python -m mmzoo``).
 
     mmzoo list [PATTERN] [--markdown]
-    mmzoo info NAME [--summary]
+    mmzoo info NAME|PRESET_DIR [--summary]
     mmzoo train NAME [--data synthetic|cifar10|DIR] [--test-fraction F | --test-data DIR] [--epochs N] ...
+                [--weights PRESET_OR_FILE] [--head-epochs N] [--save-preset DIR]
     mmzoo evaluate MODEL.keras [--data synthetic|cifar10|DIR] [--test-fraction F | --test-data DIR]
     mmzoo export MODEL.keras [--export-dir saved_models] [--name NAME] [--version N]
     mmzoo predict EXPORT_PATH --data DIR [--batch-size N]
@@ -69,6 +70,16 @@ names classes as it was trained to:
   class folders: predictions, no accuracy. An export without loader settings (not made
   from a directory run) is refused.
 
+Presets and fine-tuning
+-----------------------
+``--save-preset DIR`` writes the trained model as a preset folder (:func:`mmzoo.save_preset`:
+its config, weights, class names, text vocabulary, loader settings, and the validation
+and test metrics); ``mmzoo info DIR`` prints its card. ``--weights PRESET_OR_FILE`` starts
+a run from a preset (a folder with other classes gives the model a new head: one line
+says how many weight tensors were loaded), a ``.weights.h5`` file or ``imagenet``.
+``--head-epochs N`` fine-tunes (:func:`mmzoo.finetune`): N epochs of the head with the
+encoders frozen, then ``--epochs`` of everything at a tenth of the learning rate.
+
 Multi-worker training (``--strategy multi_worker``)
 ---------------------------------------------------
 Run the same command in every worker process, each with its ``TF_CONFIG``. Every worker
@@ -133,11 +144,50 @@ def _list(args):
 
 def _info(args):
     import mmzoo
+    from mmzoo import presets
 
+    if args.name not in mmzoo.list_models() and (presets.is_preset(args.name) or os.sep in args.name
+                                                  or os.path.isdir(args.name)):
+        print(preset_card(presets.read_preset(args.name)))
+        if args.summary:
+            print()
+            mmzoo.build(args.name).summary(expand_nested=False)
+        return
     print(mmzoo.describe(args.name))
     if args.summary:
         print()
         mmzoo.build(args.name).summary(expand_nested=False)
+
+
+def preset_card(preset):
+    """The card of a preset: the model, what it was trained on, its metrics, its classes and loader settings."""
+    import mmzoo
+
+    entry = mmzoo.registry.get_entry(preset["model"])
+    preprocessing, metadata = preset["preprocessing"], preset["metadata"]
+    lines = [
+        f"preset: {preset['directory']}",
+        f"model: {preset['model']} ({entry.summary})",
+        f"source: document {entry.source}",
+        f"saved: {metadata.get('saved', '?')} with mmzoo {preset.get('mmzoo_version')}, "
+        f"Keras {preset.get('keras_version')} ({metadata.get('backend', '?')})",
+    ]
+    if metadata.get("trained_on") is not None:
+        lines.append(f"trained on: {metadata['trained_on']}")
+    for split, values in (metadata.get("metrics") or {}).items():
+        shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in values.items()) \
+            if isinstance(values, dict) else str(values)
+        lines.append(f"{split}: {shown}")
+    classes = preprocessing.get("class_names")
+    if classes:
+        lines.append(f"classes ({len(classes)}): {', '.join(classes)}")
+    for key, document in (preprocessing.get("vectorizers") or {}).items():
+        lines.append(f"text input {key!r}: a vocabulary of {len(document.get('vocabulary', []))} tokens")
+    if preprocessing.get("loader"):
+        lines.append("loader: " + ", ".join(f"{k}={v!r}" for k, v in preprocessing["loader"].items()))
+    lines.append("arguments:")
+    lines += [f"  {key}={value!r}" for key, value in preset["config"].items()]
+    return "\n".join(lines)
 
 
 # --- data --------------------------------------------------------------------------------
@@ -179,24 +229,10 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _vectorizer_document(vectorizer):
-    config = dict(vectorizer.get_config())
-    config.update(vocabulary=None, idf_weights=None)
-    config.pop("vocabulary_size", None)
-    return {"config": config, "vocabulary": [str(token) for token in vectorizer.get_vocabulary()]}
-
-
-def _vectorizer_from_document(document):
-    import keras
-
-    vectorizer = keras.layers.TextVectorization.from_config(dict(document["config"]))
-    vectorizer.set_vocabulary(list(document["vocabulary"]))
-    return vectorizer
-
-
 def _write_data_file(model_path, data):
     """Write ``MODEL.data.json`` (atomically) for the ``.keras`` file just saved at ``model_path``."""
     from mmzoo.data.text import _atomic_write_text
+    from mmzoo.presets import vectorizer_document
 
     document = {
         "format": DATA_FILE_FORMAT,
@@ -205,7 +241,7 @@ def _write_data_file(model_path, data):
         "model_sha256": _sha256(model_path),
         "class_names": list(data.class_names),
         "split": data.split,
-        "vectorizers": {key: _vectorizer_document(layer) for key, layer in data.vectorizers.items()},
+        "vectorizers": {key: vectorizer_document(layer) for key, layer in data.vectorizers.items()},
         "loader": data.loader,
     }
     return _atomic_write_text(data_file_path(model_path), json.dumps(document, ensure_ascii=False, indent=1))
@@ -248,13 +284,15 @@ def load_data_file(model_path):
             "save the model and its data file together again with mmzoo train --save"
         )
     if problem is None:
+        from mmzoo.presets import vectorizer_from_document
+
         try:
             return Data(
                 train=None,
                 validation=None,
                 test=None,
                 class_names=[str(name) for name in document["class_names"]],
-                vectorizers={key: _vectorizer_from_document(doc) for key, doc in document["vectorizers"].items()},
+                vectorizers={key: vectorizer_from_document(doc) for key, doc in document["vectorizers"].items()},
                 split=document.get("split") if isinstance(document.get("split"), dict) else {},
                 loader=document.get("loader") if isinstance(document.get("loader"), dict) else None,
             )
@@ -638,6 +676,9 @@ def _directory_data(feed, args, stored=None, evaluate=False, model=None):
     modalities = loader["modalities"]
     text_key = loader["input_names"].get("text", "text") if "text" in modalities else None
     class_names, vectorizer = None, None
+    preset_vectorizers = getattr(args, "preset_vectorizers", None) or {}
+    if stored is None and text_key is not None and text_key in preset_vectorizers:
+        vectorizer = preset_vectorizers[text_key]  # --weights PRESET: its token ids, whatever the new texts
     if stored is not None:
         class_names = stored.class_names
         if text_key is not None:
@@ -891,6 +932,7 @@ def _train(args):
         _check_directory("--checkpoint-dir", args.checkpoint_dir)
     if args.export_dir:
         _check_directory("--export-dir", args.export_dir)
+    build_extra = _check_weights_arguments(args)
     made = []
     arguments = dict(
         epochs=args.epochs,
@@ -918,7 +960,21 @@ def _train(args):
             train=data.train, validation=data.validation, class_names=data.class_names,
             vectorizer=next(iter(data.vectorizers.values()), None),
         )
-        history = mmzoo.train(args.name, splits, **arguments, **_fusion_build_arguments(args, feed.loader))
+        fusion_arguments = _fusion_build_arguments(args, feed.loader)
+        if args.head_epochs is not None:
+            from mmzoo.training import split_build_arguments
+
+            derived = split_build_arguments(args.name, splits.train, splits.class_names, splits.vectorizer)
+            model = mmzoo.build(args.name, compile=False, **{**derived, **fusion_arguments}, **build_extra)
+            history = _finetune(model, splits.train, splits.validation, args)
+        else:
+            history = mmzoo.train(args.name, splits, **arguments, **fusion_arguments, **build_extra)
+    elif args.head_epochs is not None:
+        model = mmzoo.build(args.name, compile=False, **build_extra)
+        made.append(_datasets(model, args))
+        if made[0].summary:
+            print(made[0].summary, flush=True)
+        history = _finetune(model, made[0].train, made[0].validation, args)
     else:
 
         def split(name):
@@ -933,7 +989,9 @@ def _train(args):
 
             return make
 
-        history = mmzoo.train(args.name, split("train"), validation_data=split("validation"), **arguments)
+        history = mmzoo.train(
+            args.name, split("train"), validation_data=split("validation"), **arguments, **build_extra
+        )
     model, data = history.model, made[0]
     if args.strategy == "multi_worker":
         strategy = model.distribute_strategy
@@ -944,9 +1002,12 @@ def _train(args):
             )
             return
         model = _local_copy(model)
+    metrics = {}
     if data.validation is not None and is_directory:
-        _print_metrics("validation", model.evaluate(data.validation, verbose=0, return_dict=True))
-    _print_metrics("test", model.evaluate(data.test, verbose=0, return_dict=True))
+        metrics["validation"] = model.evaluate(data.validation, verbose=0, return_dict=True)
+        _print_metrics("validation", metrics["validation"])
+    metrics["test"] = model.evaluate(data.test, verbose=0, return_dict=True)
+    _print_metrics("test", metrics["test"])
     if args.save:
         from mmzoo.checkpoints import save_model_atomically
 
@@ -958,9 +1019,65 @@ def _train(args):
         else:
             _remove_stale_data_file(args.save)
             print(f"saved the trained model to {args.save}")
+    if args.save_preset:
+        trained_on = args.data + (f" (test: {args.test_data})" if args.test_data else "")
+        path = mmzoo.save_preset(
+            model, args.save_preset, class_names=data.class_names, vectorizers=data.vectorizers,
+            loader_options=data.loader,
+            metadata={"trained_on": trained_on, "epochs": len(history.epoch), "weights": args.weights,
+                      "metrics": {split: {k: float(v) for k, v in values.items()} for split, values in metrics.items()}},
+        )
+        print(f"saved the preset to {path} (mmzoo info {path}; mmzoo.build({str(path)!r}))")
     if args.export_dir:
         path = mmzoo.export(model, export_dir=args.export_dir, name=args.name, verbose=False, **_preprocessing(data))
         print(f"exported and reloaded the SavedModel: {path}")
+
+
+def _check_weights_arguments(args):
+    """``--weights``, ``--head-epochs`` and ``--save-preset`` checked before any work; the build's ``weights``.
+
+    A preset's text vectorizers go to ``args.preset_vectorizers``: ``--data DIR`` is then read with them.
+    """
+    from mmzoo.presets import is_preset, read_preset
+
+    if args.head_epochs is not None and args.strategy is not None:
+        raise CommandError("--head-epochs fine-tunes on one machine: it does not combine with --strategy")
+    if args.save_preset:
+        target = pathlib.Path(args.save_preset)
+        if target.exists():
+            raise CommandError(f"--save-preset {args.save_preset}: it exists already; name a new folder")
+        _check_directory("--save-preset", target.parent, args.save_preset)
+    args.preset_vectorizers = {}
+    if args.weights is None:
+        return {}
+    if args.weights == "imagenet":
+        return {"weights": "imagenet"}
+    path = pathlib.Path(args.weights)
+    if path.is_dir():
+        if not is_preset(path):
+            raise CommandError(f"--weights {args.weights}: the folder is not a preset (it has no config.json)")
+        from mmzoo.presets import vectorizer_from_document
+
+        preset = read_preset(path)  # a damaged preset fails here, before any work
+        documents = (preset["preprocessing"].get("vectorizers") or {}).items()
+        # The new texts are read with the preset's vocabulary: the embeddings it loads mean those token ids.
+        args.preset_vectorizers = {key: vectorizer_from_document(document) for key, document in documents}
+    elif not (path.is_file() and path.name.endswith(".weights.h5")):
+        raise CommandError(
+            f"--weights {args.weights}: expected a preset folder (mmzoo train --save-preset), a .weights.h5 file "
+            "or 'imagenet'"
+        )
+    return {"weights": str(path)}
+
+
+def _finetune(model, train, validation, args):
+    """``mmzoo.finetune``: the head for ``--head-epochs`` with the encoders frozen, then ``--epochs`` of everything."""
+    import mmzoo
+
+    return mmzoo.finetune(
+        model, train, validation, head_epochs=args.head_epochs, epochs=args.epochs, verbose=args.verbose,
+        jit_compile=True if args.xla else "auto", checkpoint_dir=args.checkpoint_dir,
+    )
 
 
 def _preprocessing(data):
@@ -1138,6 +1255,16 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer of 0 or more, got {text!r}")
+    return value
+
+
 def _image_size(text):
     parts = text.split(",")
     try:
@@ -1272,8 +1399,10 @@ def make_parser():
     listing.add_argument("--markdown", action="store_true", help="a Markdown table with sources and inputs")
     listing.set_defaults(run=_list)
 
-    info = commands.add_parser("info", help="show a model's card (source, inputs, outputs, corrections)")
-    info.add_argument("name")
+    info = commands.add_parser(
+        "info", help="show a model's card (source, inputs, outputs, corrections), or a preset's (model, data, metrics)"
+    )
+    info.add_argument("name", help="a registered model name, or a preset folder")
     info.add_argument("--summary", action="store_true", help="also build the model and print its layers")
     info.set_defaults(run=_info)
 
@@ -1295,6 +1424,21 @@ def make_parser():
             "also save the trained model as a .keras file (atomically); with --data DIR also MODEL.data.json "
             "beside it: the class names, text vocabulary and split that evaluate and export read"
         ),
+    )
+    train.add_argument(
+        "--weights", default=None, metavar="PRESET_OR_FILE",
+        help=(
+            "start from these weights: a preset folder (another number of classes gets a new head), a "
+            ".weights.h5 file, or 'imagenet' (models with keras.applications backbones)"
+        ),
+    )
+    train.add_argument(
+        "--head-epochs", type=_non_negative_int, default=None, metavar="N",
+        help="fine-tune: N epochs of the head with the encoders frozen, then --epochs of everything at a tenth of the rate",
+    )
+    train.add_argument(
+        "--save-preset", default=None, metavar="DIR",
+        help="also save the trained model as a preset folder (config, weights, classes, vocabulary, metrics)",
     )
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     _add_loader_arguments(train)

@@ -98,6 +98,15 @@ def check_fusion(values):
     assert values["weight_sum_deviation"] < 1e-5
 
 
+def check_fine_tuning(values):
+    # "served from the SavedModel alone": the export serves the fine-tuned model's predictions
+    assert values["largest_difference"] < 1e-4, values
+    # "Offline, the cell below says which files are missing and skips the part" (the test's Keras cache is empty)
+    assert values["imagenet_skipped"] is True, values
+    # "one line says how many tensors were loaded" / every run was measured at every label count
+    assert sorted(values["label_counts"]) == sorted(map(int, values["fine_tuned"])) == sorted(map(int, values["scratch"]))
+
+
 def check_custom_loop(values):
     # The custom loop reproduces fit (asserted in the notebook); distributed_fit "lands on the same weights"
     assert values["distributed_difference"] < 1e-4, values
@@ -123,6 +132,11 @@ CLAIMS = {  # notebook -> (the values to record, as a Python expression in its n
         "{'distributed_difference': max_weight_difference(distributed_model, fit_model)}",
         check_custom_loop,
     ),
+    "07_fine_tuning": (
+        "{'largest_difference': largest_difference, 'imagenet_skipped': imagenet_history is None,"
+        " 'label_counts': list(LABEL_COUNTS), 'fine_tuned': results['fine-tuned'], 'scratch': results['from scratch']}",
+        check_fine_tuning,
+    ),
 }
 # Figures the prose may state: quoted from a document, chance levels, settings, thresholds.
 STATED_FIGURES = {
@@ -137,7 +151,7 @@ STATED_FIGURES = {
 # --- tests ----------------------------------------------------------------------------------
 
 
-def test_the_six_notebooks_are_there():
+def test_the_seven_notebooks_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_quickstart.ipynb",
         "02_cifar10_multimodal.ipynb",
@@ -145,6 +159,7 @@ def test_the_six_notebooks_are_there():
         "04_cross_modal_retrieval.ipynb",
         "05_fusion_comparison.ipynb",
         "06_custom_training_loop.ipynb",
+        "07_fine_tuning.ipynb",
     ]
 
 
