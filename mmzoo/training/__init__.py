@@ -33,13 +33,8 @@
 - The data is checked before anything trains: the dataset's input keys must be the
   model's (a clear error names the missing and extra keys), batched, of the model's shapes.
 
-:func:`distributed_fit` is also the corrected form of document 004 §4.3's training loop,
-which mixed a ``train_on_batch`` loop with ``fit`` and gave ``fit`` a ``batch_size`` for a
-dataset: one ``tf.function`` step that runs ``strategy.run`` on each replica's part of the
-batch, averages the per-example losses over the *global* batch
-(``tf.nn.compute_average_loss``), and lets the Keras optimizer all-reduce and apply the
-gradients. With no strategy it runs on the default strategy and gives the same weights as
-``fit``.
+:func:`distributed_fit` is also the corrected form of document 004 §4.3's training loop
+(see :mod:`mmzoo.training.distributed`).
 
 The package, one concern a file, each reading top to bottom:
 
