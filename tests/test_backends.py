@@ -39,6 +39,9 @@ SCRIPT = textwrap.dedent(
     loaded = keras.saving.load_model(sys.argv[1], safe_mode=True)
     x = {k: np.asarray(v) for k, v in np.load(sys.argv[2]).items()}
     results["__reloaded__"] = np.asarray(loaded(x)).tolist()
+    preset = mmzoo.build(sys.argv[3])  # a preset saved on TensorFlow, rebuilt and loaded on JAX
+    results["__preset__"] = np.asarray(preset(x)).tolist()
+    results["__frozen__"] = mmzoo.freeze(preset, "encoders")
     print(json.dumps(results))
     """
 )
@@ -49,15 +52,19 @@ def test_every_model_trains_on_jax_and_loads_a_tensorflow_keras_file(tmp_path):
     model = build_small("mha_fusion")
     x, _ = mmzoo.dummy_batch(model, batch_size=3)
     model.save(tmp_path / "model.keras")
+    mmzoo.save_preset(model, tmp_path / "preset")
     np.savez(tmp_path / "inputs.npz", **x)
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "model.keras"), str(tmp_path / "inputs.npz")],
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "model.keras"), str(tmp_path / "inputs.npz"),
+         str(tmp_path / "preset")],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.strip().splitlines()[-1])
     reloaded = np.asarray(results.pop("__reloaded__"))
+    np.testing.assert_allclose(np.asarray(results.pop("__preset__")), model.predict(x, verbose=0), atol=1e-5)
+    assert results.pop("__frozen__")
     assert sorted(results) == mmzoo.list_models()
     assert all(np.isfinite(loss) for loss in results.values()), results
     np.testing.assert_allclose(reloaded, model.predict(x, verbose=0), atol=1e-5)
