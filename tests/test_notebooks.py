@@ -101,6 +101,8 @@ def check_fusion(values):
 def check_fine_tuning(values):
     # "served from the SavedModel alone": the export serves the fine-tuned model's predictions
     assert values["largest_difference"] < 1e-4, values
+    # "with its class names": the export names label i as the loader did
+    assert values["served_classes"] == values["trained_classes"], values
     # "Offline, the cell below says which files are missing and skips the part" (the test's Keras cache is empty)
     assert values["imagenet_skipped"] is True, values
     # "one line says how many tensors were loaded" / every run was measured at every label count
@@ -134,7 +136,8 @@ CLAIMS = {  # notebook -> (the values to record, as a Python expression in its n
     ),
     "07_fine_tuning": (
         "{'largest_difference': largest_difference, 'imagenet_skipped': imagenet_history is None,"
-        " 'label_counts': list(LABEL_COUNTS), 'fine_tuned': results['fine-tuned'], 'scratch': results['from scratch']}",
+        " 'label_counts': list(LABEL_COUNTS), 'fine_tuned': results['fine-tuned'], 'scratch': results['from scratch'],"
+        " 'served_classes': served.class_names, 'trained_classes': list(splits.class_names)}",
         check_fine_tuning,
     ),
 }
