@@ -34,6 +34,8 @@ SMALL = {"EPOCHS": 1, "N_SAMPLES": 256}
 # Per notebook, the parameters that keep it off the network: with DATA="auto", notebook 02
 # downloads CIFAR-10 wherever a network is reachable, and the test would depend on it.
 OFFLINE = {"02_cifar10_multimodal": {"DATA": "embedded"}}
+# Per notebook, more parameters that keep the test small (notebook 07 generates its files).
+SMALLER = {"07_fine_tuning": {"LABEL_COUNTS": [2, 5], "TEST_PER_CLASS": 10}}
 PROBE_MARK = "notebook test probe: "
 
 
@@ -208,7 +210,7 @@ def test_runs_top_to_bottom_with_small_parameters(path, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures become outputs
     notebook = nbformat.read(path, as_version=4)
-    parameters = {**SMALL, **OFFLINE.get(path.stem, {})}
+    parameters = {**SMALL, **OFFLINE.get(path.stem, {}), **SMALLER.get(path.stem, {})}
     if "EXPORT_DIR" in parameter_names(notebook):
         parameters["EXPORT_DIR"] = str(tmp_path / "saved_models")
     expression, check = CLAIMS.get(path.stem, ("{}", None))
