@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine_line, write_json  # noqa: E402
 
 MODALITIES = ("image", "audio", "text")
-FUSIONS = ("concat", "weighted", "product", "attention", "graph", "gating")
+FUSIONS = ("concat", "weighted", "product", "attention", "graph", "gating", "tensor", "low_rank", "gmu", "film",
+           "cross_attention")
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "real_data.json")
 
 

@@ -7,6 +7,13 @@ from mmzoo.layers.fusion import ConcatFusion, ElementwiseProductFusion, Modality
 from mmzoo.layers.gating import ModalityGating
 from mmzoo.layers.fusion_names import FUSIONS, apply_fusion
 from mmzoo.layers.graph import GraphMessagePassing
+from mmzoo.layers.literature_fusion import (
+    CrossModalAttention,
+    FiLM,
+    GatedMultimodalUnit,
+    LowRankFusion,
+    TensorFusion,
+)
 from mmzoo.layers.normalization import Standardization
 from mmzoo.layers.pooling import AttentionPooling, MaskedPooling
 from mmzoo.layers.preprocessing import CaffeImagePreprocessing
@@ -17,10 +24,14 @@ __all__ = [
     "FUSIONS",
     "CaffeImagePreprocessing",
     "ConcatFusion",
+    "CrossModalAttention",
     "ElementwiseProductFusion",
+    "FiLM",
+    "GatedMultimodalUnit",
     "GraphMessagePassing",
     "LogMelSpectrogram",
     "LogitScale",
+    "LowRankFusion",
     "MFCC",
     "MaskedPooling",
     "ModalityDropout",
@@ -30,6 +41,7 @@ __all__ = [
     "RealSteps",
     "SpecAugment",
     "Standardization",
+    "TensorFusion",
     "WeightedSumFusion",
     "apply_fusion",
 ]

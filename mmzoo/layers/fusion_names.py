@@ -10,6 +10,13 @@ from keras import layers
 from mmzoo.layers.fusion import ConcatFusion, ElementwiseProductFusion, WeightedSumFusion
 from mmzoo.layers.gating import ModalityGating
 from mmzoo.layers.graph import GraphMessagePassing
+from mmzoo.layers.literature_fusion import (
+    CrossModalAttention,
+    FiLM,
+    GatedMultimodalUnit,
+    LowRankFusion,
+    TensorFusion,
+)
 from mmzoo.layers.pooling import AttentionPooling
 from mmzoo.validation import check_choice
 
@@ -20,7 +27,15 @@ FUSIONS = {
     "attention": "attention pooling over the modality vectors as tokens (per-example weights)",
     "graph": "one round of message passing over a learned graph of modalities, then concatenation",
     "gating": "a policy network's per-example weights (document 004 §4.1), then a weighted sum",
+    "tensor": "outer product of [1, z_m] over the modalities (Zadeh et al. 2017), each first projected small",
+    "low_rank": "low-rank multimodal fusion, rank 4 (Liu et al. 2018)",
+    "gmu": "gated multimodal unit: per-unit gates over tanh projections (Arevalo et al. 2017)",
+    "film": "the first modality scaled and shifted by the others (FiLM, Perez et al. 2018)",
+    "cross_attention": "each modality attends to the others, MulT-style (Tsai et al. 2019), concatenated",
 }
+# Tensor fusion's outer product has prod_m (k + 1) features: each modality is first projected
+# to the k that keeps it within this many (63 for two modalities, 15 for three, 7 for four).
+TENSOR_FEATURES = 4096
 
 
 def apply_fusion(fusion, vectors, width, name="fusion"):
@@ -47,7 +62,28 @@ def apply_fusion(fusion, vectors, width, name="fusion"):
     if fusion == "gating":
         fused, _ = ModalityGating(hidden_units=width, name=name)(vectors)
         return fused
+    if fusion == "tensor":
+        size = max(1, int(round(TENSOR_FEATURES ** (1 / len(vectors)))) - 1)
+        while (size + 1) ** len(vectors) > TENSOR_FEATURES and size > 1:
+            size -= 1
+        small = [layers.Dense(size, activation="relu", name=f"{name}_in{index}")(v) for index, v in enumerate(vectors)]
+        return TensorFusion(name=name)(small)
+    if fusion == "low_rank":
+        return LowRankFusion(width, rank=4, name=name)(vectors)
+    if fusion == "gmu":
+        return GatedMultimodalUnit(width, name=name)(vectors)
+    if fusion == "film":
+        return FiLM(name=name)(vectors)
     tokens = stack_modalities(vectors)
+    if fusion == "cross_attention":
+        count = len(vectors)
+        attended = []
+        for index, token in enumerate(unstack_modalities(tokens, count)):
+            others = [v for other, v in enumerate(vectors) if other != index]
+            query = layers.Reshape((1, width), name=f"{name}_query{index}")(token)
+            context = stack_modalities(others)
+            attended.append(CrossModalAttention(num_heads=4, name=f"{name}_{index}")(query, context))
+        return layers.Flatten(name=f"{name}_flatten")(layers.Concatenate(axis=1, name=name)(attended))
     if fusion == "attention":
         return AttentionPooling(width, name=name)(tokens)
     nodes = GraphMessagePassing(width, learn_adjacency=True, name=name)(tokens)
