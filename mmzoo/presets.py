@@ -418,10 +418,10 @@ def load_weights(model, weights, *, verbose=True):
             message = f"loaded {loaded} of {total} weight tensors from {preset['directory']}"
             if new:
                 message += f"; new head for {_head_size(model)} classes"
+    elif isinstance(weights, (str, os.PathLike)) and not pathlib.Path(weights).exists():
+        raise PresetError(f"no preset folder or weight file at {weights}.")
     elif isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".weights.h5"):
         path = pathlib.Path(weights)
-        if not path.is_file():
-            raise PresetError(f"no weight file at {path}.")
         _load_h5(model, path)
         message = f"loaded {len(model.weights)} of {len(model.weights)} weight tensors from {path}"
     else:

@@ -220,6 +220,8 @@ def test_weights_of_another_format_or_model(preset, tmp_path):
         build_small("mlp", weights=str(other))
     with pytest.raises(PresetError, match="is a 'fusion_classifier' model; it cannot be loaded into 'mlp'"):
         build_small("mlp", weights=str(preset[0]))
+    with pytest.raises(PresetError, match="no preset folder or weight file at .*typo"):
+        build_small("mlp", weights=str(tmp_path / "typo"))
 
 
 def test_save_preset_never_replaces_what_is_not_a_preset(preset, tmp_path):
