@@ -418,9 +418,9 @@ def load_weights(model, weights, *, verbose=True):
             message = f"loaded {loaded} of {total} weight tensors from {preset['directory']}"
             if new:
                 message += f"; new head for {_head_size(model)} classes"
-    elif isinstance(weights, (str, os.PathLike)) and not pathlib.Path(weights).exists():
-        raise PresetError(f"no preset folder or weight file at {weights}.")
-    elif isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".weights.h5"):
+    elif isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".weights.h5") and (
+        pathlib.Path(weights).exists()
+    ):
         path = pathlib.Path(weights)
         _load_h5(model, path)
         message = f"loaded {len(model.weights)} of {len(model.weights)} weight tensors from {path}"
@@ -428,6 +428,8 @@ def load_weights(model, weights, *, verbose=True):
         raise PresetError(
             "`weights` must be None, a preset folder (written by mmzoo.save_preset), a .weights.h5 file, or "
             f"'imagenet' for models with keras.applications backbones. Received: weights={weights!r}"
+            + (" (no such file or folder)" if isinstance(weights, (str, os.PathLike))
+               and not pathlib.Path(weights).exists() else "")
         )
     if verbose:
         print(message)

@@ -104,7 +104,8 @@ class FusionClassifier(MultimodalModel):
     Modality dropout is on by default because on real data the fused model needs it: on
     the real check set (benchmarks/real_data.py: images, speech and captions of 10 words)
     the captions' branch fits the training set within a few epochs and the other branches
-    stop learning; without it the fused model scored below its own audio branch alone.
+    learn less: fused, 0.933 test accuracy without it and 0.966 with it (image filters
+    (16, 32, 64)).
     ``model.encoders`` maps each input name to its encoder.
 
     An audio or video input ``K`` can come with a mask input ``K_mask`` (in ``inputs``:
