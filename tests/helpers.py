@@ -88,6 +88,19 @@ def check_saved_model_round_trip(model, directory):
     assert_outputs_close(model(x, training=False), served.serve(x))
 
 
+def check_every_weight_gets_a_gradient(model):
+    """timm's registry check: one training step's loss reaches every trainable weight (none is dead)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    x, y = mmzoo.dummy_batch(model, batch_size=8, seed=3)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True))
+    gradients = tape.gradient(loss, model.trainable_weights)
+    dead = [w.path for w, g in zip(model.trainable_weights, gradients) if g is None or not np.any(np.asarray(g))]
+    assert model.trainable_weights and not dead, f"{model.name}: no gradient reaches {dead}"
+
+
 def check_preset_round_trip(model, directory):
     """A trained model saved as a preset and rebuilt with ``mmzoo.build(folder)`` gives the same outputs."""
     x, y = mmzoo.dummy_batch(model, batch_size=4, seed=6)

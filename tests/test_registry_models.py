@@ -7,6 +7,7 @@ import mmzoo
 from helpers import (
     build_small,
     check_config_round_trip,
+    check_every_weight_gets_a_gradient,
     check_forward,
     check_keras_file_round_trip,
     check_learns_a_batch,
@@ -83,3 +84,8 @@ def test_preset_round_trip(name, tmp_path):
 @pytest.mark.parametrize("name", models())
 def test_freeze_keeps_the_encoders(name):
     check_freeze_keeps_the_encoders(build_small(name))
+
+
+@pytest.mark.parametrize("name", models())
+def test_every_weight_gets_a_gradient(name):
+    check_every_weight_gets_a_gradient(build_small(name))
