@@ -229,7 +229,7 @@ def read_preset(directory):
         PresetError: ``directory`` is not a folder, has no valid ``config.json``, names a
             model outside the zoo or a ``Lambda`` layer, or has no weight file.
     """
-    from mmzoo.registry import get_entry, list_models
+    from mmzoo.registry import list_models
 
     directory = pathlib.Path(directory)
     if not directory.is_dir():
@@ -263,7 +263,6 @@ def read_preset(directory):
             f"{directory / CONFIG_FILE} holds a {forbidden[1]} layer at {forbidden[0]}: presets carry no code, "
             "and loading one would run it."
         )
-    get_entry(name)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise PresetError(f"{weights} is missing: the preset at {directory} has no weights.")
@@ -386,6 +385,29 @@ def transfer_weights(source, target, *, where="the preset"):
     return len(targets) - len(skipped), len(targets), len(skipped)
 
 
+def load_preset_weights(model, preset):
+    """Load the weights of ``preset`` (a :func:`read_preset` result) into ``model``; the one-line summary.
+
+    The same model with the same arguments loads the file directly; with other arguments
+    (another head) the preset's model is built and its weights transferred
+    (:func:`transfer_weights`).
+    """
+    if preset["model"] != model.name:
+        raise PresetError(
+            f"the preset at {preset['directory']} is a {preset['model']!r} model; it cannot be loaded "
+            f"into {model.name!r}."
+        )
+    arguments = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+    if _same(preset["config"], arguments):
+        _load_h5(model, preset["weights"])
+        return f"loaded {len(model.weights)} of {len(model.weights)} weight tensors from {preset['directory']}"
+    source = instantiate(preset)
+    _load_h5(source, preset["weights"])
+    loaded, total, new = transfer_weights(source, model, where=f"the preset at {preset['directory']}")
+    message = f"loaded {loaded} of {total} weight tensors from {preset['directory']}"
+    return message + (f"; new head for {_head_size(model)} classes" if new else "")
+
+
 def load_weights(model, weights, *, verbose=True):
     """Load ``weights`` into ``model``: a preset folder or a ``.weights.h5`` file.
 
@@ -401,23 +423,7 @@ def load_weights(model, weights, *, verbose=True):
             (the first tensor that does not is named).
     """
     if isinstance(weights, (str, os.PathLike)) and pathlib.Path(weights).is_dir():
-        preset = read_preset(weights)
-        arguments = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
-        if preset["model"] == model.name and _same(preset["config"], arguments):
-            _load_h5(model, preset["weights"])
-            message = f"loaded {len(model.weights)} of {len(model.weights)} weight tensors from {preset['directory']}"
-        else:
-            if preset["model"] != model.name:
-                raise PresetError(
-                    f"the preset at {preset['directory']} is a {preset['model']!r} model; it cannot be loaded "
-                    f"into {model.name!r}."
-                )
-            source = instantiate(preset)
-            _load_h5(source, preset["weights"])
-            loaded, total, new = transfer_weights(source, model, where=f"the preset at {preset['directory']}")
-            message = f"loaded {loaded} of {total} weight tensors from {preset['directory']}"
-            if new:
-                message += f"; new head for {_head_size(model)} classes"
+        message = load_preset_weights(model, read_preset(weights))
     elif isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".weights.h5") and (
         pathlib.Path(weights).exists()
     ):
@@ -445,6 +451,7 @@ __all__ = [
     "PresetError",
     "head_weights",
     "is_preset",
+    "load_preset_weights",
     "load_weights",
     "read_preset",
     "instantiate",

@@ -122,9 +122,7 @@ def build(name, *args, compile=True, weights=None, **kwargs):
             )
         preset = presets.read_preset(name)
         model = presets.instantiate(preset, kwargs)
-        message = presets.load_weights(model, preset["directory"], verbose=False)
-        if "new head" in message:
-            print(message)
+        _report_head_swap(presets.load_preset_weights(model, preset))
         if compile:
             model.compile(**model.default_compile_arguments())
         return model
@@ -142,12 +140,16 @@ def build(name, *args, compile=True, weights=None, **kwargs):
             ) from None
         raise
     if weights is not None and weights != "imagenet":
-        message = presets.load_weights(model, weights, verbose=False)
-        if "new head" in message:
-            print(message)
+        _report_head_swap(presets.load_weights(model, weights, verbose=False))
     if compile:
         model.compile(**model.default_compile_arguments())
     return model
+
+
+def _report_head_swap(message):
+    """Print the loading summary when the head was new (a full load says nothing)."""
+    if "new head" in message:
+        print(message)
 
 
 def _looks_like_path(name):
