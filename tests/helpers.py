@@ -201,3 +201,53 @@ def worker_env(workers, index, **extra):
         "TF_CONFIG": json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}}),
         **extra,
     }
+
+
+def check_missing_modalities(name, directory=None):
+    """``missing_modalities=True``: a missing modality's input has no effect on any output; present ones do.
+
+    Models of one modality refuse the option, naming it. For the others: one ``(batch,)``
+    float input ``<modality>_present`` per modality; random values in every missing input
+    (random flags, one example with every modality missing) leave the outputs unchanged and
+    finite; a present input is read; the option survives ``get_config``; one train step
+    gives a finite loss.
+    """
+    from mmzoo.models.presence import modalities_of
+
+    plain = build_small(name)
+    groups = modalities_of(list(plain.input))
+    if len(set(groups.values())) < 2:
+        with pytest.raises(ValueError, match="missing_modalities=True needs a model of two or more modalities"):
+            build_small(name, missing_modalities=True)
+        return
+    model = build_small(name, missing_modalities=True)
+    flags = sorted(key for key in model.input if key not in plain.input)
+    assert flags == sorted(f"{m}_present" for m in set(groups.values()))
+    assert all(tuple(model.input[k].shape) == (None,) and model.input[k].dtype == "float32" for k in flags)
+    batch = 6
+    x, y = mmzoo.dummy_batch(model, batch_size=batch, seed=1)
+    rng = np.random.default_rng(3)
+    for key in flags:
+        x[key] = rng.integers(0, 2, size=batch).astype("float32")
+        x[key][0], x[key][-1] = 1.0, 0.0  # example 0 has everything, the last one nothing
+    x[flags[0]][1] = 0.0
+    expected = as_dict(model(x, training=False))
+    assert all(np.isfinite(v).all() for v in expected.values()), "an example with every modality missing gave NaN"
+    for seed in (5, 6):  # whatever the missing inputs hold
+        other, _ = mmzoo.dummy_batch(model, batch_size=batch, seed=seed)
+        changed = dict(x)
+        for key, modality in groups.items():
+            missing = x[f"{modality}_present"] == 0
+            noise = other[key] * (10 if other[key].dtype.kind == "f" and not key.endswith("_mask") else 1)
+            changed[key] = np.where(missing.reshape((-1,) + (1,) * (x[key].ndim - 1)), noise, x[key])
+        assert_outputs_close(expected, model(changed, training=False), atol=1e-5)
+    # A present input is read: changing every input changes an output of an example with modalities.
+    other, _ = mmzoo.dummy_batch(model, batch_size=batch, seed=7)
+    changed = {key: (other[key] if key in groups else x[key]) for key in x}
+    moved = as_dict(model(changed, training=False))
+    assert any(not np.allclose(moved[k][:-1], expected[k][:-1], atol=1e-6) for k in expected)
+    restored = type(model).from_config(model.get_config())
+    assert sorted(restored.input) == sorted(model.input)
+    if y is not None:
+        logs = model.train_on_batch(x, y, return_dict=True)
+        assert np.isfinite(logs["loss"])

@@ -68,7 +68,7 @@ def test_weighted_sum_projects_when_widths_differ():
         (lambda: WeightedSumFusion(modality_weights=[1, -1]), "modality_weights"),
         (lambda: WeightedSumFusion(units=0), "`units` must be a positive integer or None. Received: units=0"),
         (lambda: WeightedSumFusion(modality_weights=[1, 1])(vectors(2, 2, 2)), "3 modalities but 2 weights"),
-        (lambda: ElementwiseProductFusion()(vectors(2)), "at least two"),
+        (lambda: ElementwiseProductFusion()(vectors(2)), "fuses a list of at least 2 modality tensors"),
         (lambda: MaskedPooling("median"), "`mode` must be one of 'mean', 'max'. Received: mode='median'"),
         (lambda: ModalityProjection(8, dropout=1.0), "dropout"),
         (lambda: ModalityDropout(1.0), "`rate` must be a number in \\[0, 1\\). Received: rate=1.0"),

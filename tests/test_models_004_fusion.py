@@ -316,7 +316,7 @@ def test_gating_projects_other_widths_and_round_trips():
 def test_gating_bad_arguments():
     with pytest.raises(ValueError, match="Received: hidden_units="):
         ModalityGating(hidden_units=0)
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ValueError, match="ModalityGating fuses a list of at least 2 modality tensors"):
         ModalityGating()([keras.ops.ones((2, 3))])
 
 

@@ -13,6 +13,7 @@ from helpers import (
     check_learns_a_batch,
     check_freeze_keeps_the_encoders,
     check_learns_the_embedded_data,
+    check_missing_modalities,
     check_preset_round_trip,
     check_saved_model_round_trip,
 )
@@ -89,3 +90,8 @@ def test_freeze_keeps_the_encoders(name):
 @pytest.mark.parametrize("name", models())
 def test_every_weight_gets_a_gradient(name):
     check_every_weight_gets_a_gradient(build_small(name))
+
+
+@pytest.mark.parametrize("name", models())
+def test_missing_modalities_have_no_effect(name):
+    check_missing_modalities(name)

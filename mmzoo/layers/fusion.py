@@ -1,8 +1,18 @@
 """Fusion operators of document 002 §4.1.3: concatenation, weighted sum, element-wise product.
 
-Each takes a list of modality vectors ``(batch, width_i)`` and returns one vector.
+Each takes a list (or dict) of modality vectors ``(batch, width_i)`` and returns one vector.
 Weighted sum and element-wise product need one width: when the widths differ, each
 input whose width is not the common one goes through its own ``Dense`` projection.
+
+**Missing modalities.** Every fusion layer of mmzoo (these, :class:`ModalityGating` and
+those of :mod:`mmzoo.layers.literature_fusion`) is called as ``layer(vectors, present=None)``:
+``present`` holds one ``(batch,)`` flag per modality (a list or dict in the order of
+``vectors``, or one ``(batch, modalities)`` tensor), 1 where the example has the modality
+and 0 where it is missing (values above 0.5 count as present). A missing modality
+contributes nothing, whatever its vector holds: each layer documents how it renormalises
+over the present ones (means and weights over present modalities only, softmaxes that
+never pick a missing one). An example with every modality missing gets the layer's
+documented all-missing output (zeros for the averaging layers), never NaN.
 """
 
 import math
@@ -13,7 +23,90 @@ from keras import layers, ops
 from mmzoo.validation import check_rate
 
 
-class _ProjectingFusion(layers.Layer):
+def modality_list(inputs):
+    """The modality tensors (or shapes) as a list: a dict's values in order, a list or tuple as is."""
+    if isinstance(inputs, dict):
+        return list(inputs.values())
+    return list(inputs) if isinstance(inputs, (list, tuple)) else inputs
+
+
+def presence_flags(present, count, dtype, layer_name="fusion"):
+    """``present`` as ``count`` ``(batch, 1)`` tensors of 0.0 and 1.0 in ``dtype``; None stays None.
+
+    ``present`` is a list or dict of ``count`` flags shaped ``(batch,)`` or ``(batch, 1)``, or
+    one ``(batch, count)`` tensor; values above 0.5 are present.
+    """
+    if present is None:
+        return None
+    if isinstance(present, dict):
+        present = list(present.values())
+    if isinstance(present, (list, tuple)):
+        if len(present) != count:
+            raise ValueError(
+                f"{layer_name} fuses {count} modalities but got {len(present)} presence flags; pass one "
+                f"(batch,) flag per modality, in the order of the inputs. Received: {len(present)} flags"
+            )
+        flags = [ops.reshape(ops.cast(p, "float32"), (-1, 1)) for p in present]
+    else:
+        if len(present.shape) != 2 or present.shape[-1] not in (None, count):
+            raise ValueError(
+                f"{layer_name} takes `present` as one (batch,) flag per modality or a (batch, {count}) "
+                f"tensor. Received: present of shape {tuple(present.shape)}"
+            )
+        flags = [ops.cast(present[:, index : index + 1], "float32") for index in range(count)]
+    return [ops.cast(ops.greater(flag, 0.5), dtype) for flag in flags]
+
+
+def masked_softmax(logits, present, axis=-1):
+    """``softmax(logits)`` over the entries where ``present`` (0/1, broadcastable) is 1; 0 elsewhere.
+
+    In float32 whatever the logits' dtype. Where no entry is present the result is all zeros.
+    """
+    logits = ops.cast(logits, "float32")
+    present = ops.cast(present, "float32")
+    weights = ops.softmax(ops.where(present > 0, logits, ops.full_like(logits, -1e9)), axis=axis)
+    return weights * present
+
+
+def gate_vectors(vectors, flags):
+    """Each vector where its modality is present, zeros where it is missing (flags from :func:`presence_flags`)."""
+    if flags is None:
+        return list(vectors)
+    return [ops.where(flag > 0, x, ops.zeros_like(x)) for x, flag in zip(vectors, flags)]
+
+
+class ModalityFusion(layers.Layer):
+    """Base of the fusion layers: a list or dict of modality vectors in, presence flags understood.
+
+    Subclasses implement ``fuse(vectors, flags)``, where ``vectors`` is a list and ``flags``
+    None or one ``(batch, 1)`` 0/1 tensor per modality (see the module docstring).
+    """
+
+    min_modalities = 2
+
+    def _shapes(self, input_shape):
+        shapes = modality_list(input_shape)
+        if (
+            not isinstance(shapes, list)
+            or len(shapes) < self.min_modalities
+            or not all(isinstance(shape, (list, tuple)) for shape in shapes)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} fuses a list of at least {self.min_modalities} modality "
+                f"tensors. Received input shape: {input_shape}"
+            )
+        return shapes
+
+    def call(self, inputs, present=None):
+        vectors = modality_list(inputs)
+        flags = presence_flags(present, len(vectors), vectors[0].dtype, type(self).__name__)
+        return self.fuse(vectors, flags)
+
+    def fuse(self, vectors, flags):
+        raise NotImplementedError
+
+
+class _ProjectingFusion(ModalityFusion):
     """Base for fusion operators that need every input at one common width."""
 
     def __init__(self, units=None, **kwargs):
@@ -24,15 +117,8 @@ class _ProjectingFusion(layers.Layer):
             )
         self.units = units
 
-    def _check_inputs(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) < 2:
-            raise ValueError(
-                f"{type(self).__name__} fuses a list of at least two modality "
-                f"tensors. Received input shape: {input_shape}"
-            )
-
     def build(self, input_shape):
-        self._check_inputs(input_shape)
+        input_shape = self._shapes(input_shape)
         widths = [shape[-1] for shape in input_shape]
         self.common_width = self.units or max(widths)
         self.projections = [
@@ -52,6 +138,7 @@ class _ProjectingFusion(layers.Layer):
         ]
 
     def compute_output_shape(self, input_shape):
+        input_shape = modality_list(input_shape)
         return tuple(input_shape[0][:-1]) + (self.units or max(s[-1] for s in input_shape),)
 
     def get_config(self):
@@ -59,8 +146,11 @@ class _ProjectingFusion(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class ConcatFusion(layers.Layer):
+class ConcatFusion(ModalityFusion):
     """Concatenation fusion, ``Concat(h_1, ..., h_n) = [h_1, ..., h_n]``.
+
+    A missing modality's part is zeros (``present``; see the module docstring); with every
+    modality missing the output is all zeros. One input is accepted (returned as is).
 
     Example:
     >>> fused = ConcatFusion()([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))])
@@ -68,10 +158,13 @@ class ConcatFusion(layers.Layer):
     (2, 8)
     """
 
-    def call(self, inputs):
-        return ops.concatenate(list(inputs), axis=-1)
+    min_modalities = 1
+
+    def fuse(self, vectors, flags):
+        return ops.concatenate(gate_vectors(vectors, flags), axis=-1)
 
     def compute_output_shape(self, input_shape):
+        input_shape = self._shapes(input_shape)
         return tuple(input_shape[0][:-1]) + (sum(s[-1] for s in input_shape),)
 
 
@@ -82,6 +175,9 @@ class WeightedSumFusion(_ProjectingFusion):
     Document 002 writes ``alpha*h1 + (1-alpha)*h2 + alpha*h3``: weights that do not sum
     to one, over vectors of different sizes. Here the weights are always normalised,
     and inputs of other widths are projected to a common width first.
+
+    With ``present``, the weights are renormalised over the present modalities of each
+    example, ``w_m p_m / sum_k w_k p_k``; with every modality missing the output is zeros.
 
     Args:
         modality_weights: one positive weight per modality, normalised to sum to 1.
@@ -113,7 +209,7 @@ class WeightedSumFusion(_ProjectingFusion):
 
     def build(self, input_shape):
         super().build(input_shape)
-        count = len(input_shape)
+        count = len(modality_list(input_shape))
         initial = self.modality_weights or [1.0] * count
         if len(initial) != count:
             raise ValueError(
@@ -133,10 +229,13 @@ class WeightedSumFusion(_ProjectingFusion):
         """The weights applied to each modality; they sum to 1."""
         return ops.softmax(ops.cast(self.weight_logits, "float32"))
 
-    def call(self, inputs):
-        projected = ops.stack(self._project(inputs), axis=-1)
-        weights = ops.cast(self.normalized_weights(), projected.dtype)
-        return ops.sum(projected * weights, axis=-1)
+    def fuse(self, vectors, flags):
+        projected = ops.stack(self._project(vectors), axis=-1)
+        weights = self.normalized_weights()[None, :]
+        if flags is not None:
+            weights = masked_softmax(ops.log(weights), ops.concatenate(flags, axis=-1))
+        weights = ops.cast(weights, projected.dtype)
+        return ops.sum(projected * ops.expand_dims(weights, -2), axis=-1)
 
     def get_config(self):
         return {
@@ -150,6 +249,9 @@ class WeightedSumFusion(_ProjectingFusion):
 class ElementwiseProductFusion(_ProjectingFusion):
     """Element-wise product fusion, ``h_1 ⊙ h_2 ⊙ ... ⊙ h_n``.
 
+    With ``present``, the product runs over the present modalities only (a missing one
+    counts as a vector of ones); with every modality missing the output is zeros.
+
     Args:
         units: the common width; inputs of another width are projected to it.
             None: the largest input width.
@@ -160,11 +262,16 @@ class ElementwiseProductFusion(_ProjectingFusion):
     6.0
     """
 
-    def call(self, inputs):
-        projected = self._project(inputs)
+    def fuse(self, vectors, flags):
+        projected = self._project(vectors)
+        if flags is not None:
+            projected = [ops.where(flag > 0, x, ops.ones_like(x)) for x, flag in zip(projected, flags)]
         result = projected[0]
         for x in projected[1:]:
             result = result * x
+        if flags is not None:
+            any_present = ops.max(ops.concatenate(flags, axis=-1), axis=-1, keepdims=True)
+            result = ops.where(any_present > 0, result, ops.zeros_like(result))
         return result
 
 
@@ -178,6 +285,10 @@ class ModalityDropout(layers.Layer):
     all). Kept vectors are not rescaled, so a dropped modality looks exactly like a missing
     one (a zero vector, e.g. after :class:`mmzoo.layers.pooling.PresenceGate`) and the
     model learns to predict from what is there. At inference the layer does nothing.
+
+    Called with ``present`` (one ``(batch,)`` flag per modality, see the module docstring),
+    it returns ``(vectors, present)``: the flags after the drop, for a fusion layer that
+    renormalises over the modalities left; it never drops an example's last present one.
 
     Modality dropout (ModDrop; Neverova et al., 2015) keeps one easy modality from
     carrying the whole fit: without it a branch that memorises the training set early
@@ -202,17 +313,30 @@ class ModalityDropout(layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=None):
-        if not training or self.rate == 0.0 or len(inputs) < 2:
-            return list(inputs)
-        batch = ops.shape(inputs[0])[0]
-        keep = keras.random.uniform((batch, len(inputs)), seed=self.seed_generator) >= self.rate
-        none_kept = ops.logical_not(ops.any(keep, axis=1, keepdims=True))
-        keep = ops.logical_or(keep, none_kept)
-        return [x * ops.cast(keep[:, index : index + 1], x.dtype) for index, x in enumerate(inputs)]
+    def call(self, inputs, present=None, training=None):
+        vectors = modality_list(inputs)
+        flags = presence_flags(present, len(vectors), "float32", "ModalityDropout")
+        if not training or self.rate == 0.0 or len(vectors) < 2:
+            return vectors if flags is None else (vectors, [flag[:, 0] for flag in flags])
+        batch = ops.shape(vectors[0])[0]
+        keep = ops.cast(keras.random.uniform((batch, len(vectors)), seed=self.seed_generator) >= self.rate, "float32")
+        available = ops.ones_like(keep) if flags is None else ops.concatenate(flags, axis=-1)
+        kept = keep * available
+        # An example left with nothing keeps what it has (all its modalities, or its present ones).
+        none_kept = ops.max(kept, axis=1, keepdims=True) <= 0
+        kept = ops.where(none_kept, available, kept)
+        dropped = [ops.where(kept[:, i : i + 1] > 0, x, ops.zeros_like(x)) for i, x in enumerate(vectors)]
+        return dropped if flags is None else (dropped, [kept[:, i] for i in range(len(vectors))])
 
     def compute_output_shape(self, input_shape):
-        return list(input_shape)
+        return modality_list(input_shape)
+
+    def compute_output_spec(self, inputs, present=None, training=None):
+        vectors = [keras.KerasTensor(x.shape, dtype=x.dtype) for x in modality_list(inputs)]
+        if present is None:
+            return vectors
+        batch = vectors[0].shape[:1]
+        return vectors, [keras.KerasTensor(batch, dtype="float32") for _ in vectors]
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

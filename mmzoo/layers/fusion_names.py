@@ -2,7 +2,8 @@
 
 Models whose fusion step is a choice (``fusion_classifier(fusion=...)``) call
 :func:`apply_fusion` on their modality vectors; every operator takes vectors of one
-width (``width``) and returns one vector.
+width (``width``) and returns one vector, and, given ``present`` flags, leaves the missing
+modalities out (see :mod:`mmzoo.layers.fusion`).
 """
 
 from keras import layers
@@ -17,7 +18,7 @@ from mmzoo.layers.literature_fusion import (
     LowRankFusion,
     TensorFusion,
 )
-from mmzoo.layers.pooling import AttentionPooling
+from mmzoo.layers.pooling import AttentionPooling, PresenceGate
 from mmzoo.validation import check_choice
 
 FUSIONS = {
@@ -38,7 +39,7 @@ FUSIONS = {
 TENSOR_FEATURES = 4096
 
 
-def apply_fusion(fusion, vectors, width, name="fusion"):
+def apply_fusion(fusion, vectors, width, name="fusion", present=None):
     """Fuse ``vectors`` (a list of ``(batch, width)`` tensors) with the operator named ``fusion``.
 
     Args:
@@ -46,53 +47,88 @@ def apply_fusion(fusion, vectors, width, name="fusion"):
         vectors: the modality vectors, in a fixed order.
         width: their common width (and the width of the operators that need one).
         name: prefix of the layers' names.
+        present: None, or one ``(batch,)`` flag per vector (1 present, 0 missing): a missing
+            modality contributes nothing, whatever its vector holds (averages and softmaxes
+            run over the present ones; attention never attends to a missing one).
 
     Returns:
-        The fused ``(batch, features)`` tensor; a single vector is returned unchanged.
+        The fused ``(batch, features)`` tensor; a single vector is returned unchanged (zeroed
+        where it is missing).
     """
     check_choice("fusion", fusion, tuple(FUSIONS))
+    if present is not None and len(present) != len(vectors):
+        raise ValueError(
+            f"apply_fusion got {len(vectors)} modality vectors but {len(present)} presence flags; "
+            f"pass one (batch,) flag per vector. Received: {len(present)} flags"
+        )
+    if present is not None:
+        vectors = [PresenceGate(name=f"{name}_present{i}")(v, p) for i, (v, p) in enumerate(zip(vectors, present))]
     if len(vectors) == 1:
         return vectors[0]
+    flags = {} if present is None else {"present": list(present)}
     if fusion == "concat":
-        return ConcatFusion(name=name)(vectors)
+        return ConcatFusion(name=name)(vectors, **flags)
     if fusion == "weighted":
-        return WeightedSumFusion(learn_weights=True, name=name)(vectors)
+        return WeightedSumFusion(learn_weights=True, name=name)(vectors, **flags)
     if fusion == "product":
-        return ElementwiseProductFusion(name=name)(vectors)
+        return ElementwiseProductFusion(name=name)(vectors, **flags)
     if fusion == "gating":
-        fused, _ = ModalityGating(hidden_units=width, name=name)(vectors)
+        fused, _ = ModalityGating(hidden_units=width, name=name)(vectors, **flags)
         return fused
     if fusion == "tensor":
         size = max(1, int(round(TENSOR_FEATURES ** (1 / len(vectors)))) - 1)
         while (size + 1) ** len(vectors) > TENSOR_FEATURES and size > 1:
             size -= 1
         small = [layers.Dense(size, activation="relu", name=f"{name}_in{index}")(v) for index, v in enumerate(vectors)]
-        return TensorFusion(name=name)(small)
+        return TensorFusion(name=name)(small, **flags)
     if fusion == "low_rank":
-        return LowRankFusion(width, rank=4, name=name)(vectors)
+        return LowRankFusion(width, rank=4, name=name)(vectors, **flags)
     if fusion == "gmu":
-        return GatedMultimodalUnit(width, name=name)(vectors)
+        return GatedMultimodalUnit(width, name=name)(vectors, **flags)
     if fusion == "film":
-        return FiLM(name=name)(vectors)
-    tokens = stack_modalities(vectors)
+        return FiLM(name=name)(vectors, **flags)
+    tokens = stack_modalities(vectors, fusion=fusion)
+    mask = None if present is None else stack_flags(present, name=f"{name}_mask")
     if fusion == "cross_attention":
         count = len(vectors)
         attended = []
         for index, token in enumerate(unstack_modalities(tokens, count)):
             others = [v for other, v in enumerate(vectors) if other != index]
             query = layers.Reshape((1, width), name=f"{name}_query{index}")(token)
-            context = stack_modalities(others)
-            attended.append(CrossModalAttention(num_heads=4, name=f"{name}_{index}")(query, context))
+            context = stack_modalities(others, fusion=fusion)
+            key_mask = None
+            if present is not None:
+                key_mask = stack_flags([p for other, p in enumerate(present) if other != index], f"{name}_keys{index}")
+            out = CrossModalAttention(num_heads=4, name=f"{name}_{index}")(query, context, key_mask=key_mask)
+            if present is not None:  # a missing modality asks nothing
+                out = PresenceGate(name=f"{name}_asked{index}")(out, present[index])
+            attended.append(out)
         return layers.Flatten(name=f"{name}_flatten")(layers.Concatenate(axis=1, name=name)(attended))
     if fusion == "attention":
-        return AttentionPooling(width, name=name)(tokens)
-    nodes = GraphMessagePassing(width, learn_adjacency=True, name=name)(tokens)
+        return AttentionPooling(width, name=name)(tokens, mask=mask)
+    nodes = GraphMessagePassing(width, learn_adjacency=True, name=name)(tokens, mask=mask)
     return layers.Flatten(name=f"{name}_flatten")(nodes)
 
 
-def stack_modalities(vectors):
-    """``(batch, width)`` vectors as a ``(batch, len(vectors), width)`` sequence of modality tokens."""
-    width = vectors[0].shape[-1]
+def stack_flags(present, name=None):
+    """``(batch,)`` presence flags as one ``(batch, len(present))`` tensor."""
+    columns = [layers.Reshape((1,))(p) for p in present]
+    return columns[0] if len(columns) == 1 else layers.Concatenate(axis=-1, name=name)(columns)
+
+
+def stack_modalities(vectors, fusion=None):
+    """``(batch, width)`` vectors as a ``(batch, len(vectors), width)`` sequence of modality tokens.
+
+    Raises ValueError naming the widths when they differ (tokens need one width).
+    """
+    widths = [v.shape[-1] for v in vectors]
+    if len(set(widths)) > 1:
+        what = f"fusion {fusion!r}" if fusion else "stacking modality tokens"
+        raise ValueError(
+            f"{what} needs modality vectors of one width (project them first, e.g. with a Dense). "
+            f"Received: widths {widths}"
+        )
+    width = widths[0]
     return layers.Concatenate(axis=1)([layers.Reshape((1, width))(v) for v in vectors])
 
 

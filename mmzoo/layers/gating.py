@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from mmzoo.layers.fusion import _ProjectingFusion
+from mmzoo.layers.fusion import _ProjectingFusion, gate_vectors, masked_softmax, modality_list
 from mmzoo.validation import check_positive_int
 
 
@@ -18,6 +18,10 @@ class ModalityGating(_ProjectingFusion):
     depend on the input, and they are trained end to end with the rest of the model.
     The layer returns ``(fused, weights)``; the weights are float32 whatever the
     dtype policy.
+
+    With ``present`` (one ``(batch,)`` flag per modality), the policy network reads the
+    missing modalities as zeros and its softmax runs over the present ones only: a missing
+    modality gets weight 0. With every modality missing, weights and output are zeros.
 
     Args:
         hidden_units: width of the policy network's hidden layer.
@@ -42,26 +46,30 @@ class ModalityGating(_ProjectingFusion):
 
     def build(self, input_shape):
         super().build(input_shape)
-        count = len(input_shape)
+        count = len(modality_list(input_shape))
         self.policy_logits = layers.Dense(count, name="policy_logits")
-        batch = input_shape[0][:-1]
+        batch = modality_list(input_shape)[0][:-1]
         self.policy_hidden.build(tuple(batch) + (count * self.common_width,))
         self.policy_logits.build(tuple(batch) + (self.hidden_units,))
 
-    def call(self, inputs):
-        projected = self._project(inputs)
+    def fuse(self, vectors, flags):
+        projected = gate_vectors(self._project(vectors), flags)
         state = self.policy_hidden(ops.concatenate(projected, axis=-1))
-        weights = ops.softmax(ops.cast(self.policy_logits(state), "float32"), axis=-1)
+        logits = ops.cast(self.policy_logits(state), "float32")
+        if flags is None:
+            weights = ops.softmax(logits, axis=-1)
+        else:
+            weights = masked_softmax(logits, ops.concatenate(flags, axis=-1))
         stacked = ops.stack(projected, axis=-1)
         fused = ops.sum(stacked * ops.expand_dims(ops.cast(weights, stacked.dtype), axis=-2), axis=-1)
         return fused, weights
 
     def compute_output_shape(self, input_shape):
-        batch = tuple(input_shape[0][:-1])
-        return super().compute_output_shape(input_shape), batch + (len(input_shape),)
+        shapes = modality_list(input_shape)
+        return super().compute_output_shape(input_shape), tuple(shapes[0][:-1]) + (len(shapes),)
 
-    def compute_output_spec(self, inputs):
-        fused_shape, weights_shape = self.compute_output_shape([tuple(x.shape) for x in inputs])
+    def compute_output_spec(self, inputs, present=None):
+        fused_shape, weights_shape = self.compute_output_shape([tuple(x.shape) for x in modality_list(inputs)])
         return (
             keras.KerasTensor(fused_shape, dtype=self.compute_dtype),
             keras.KerasTensor(weights_shape, dtype="float32"),

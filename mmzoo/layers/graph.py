@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from mmzoo.layers.fusion import masked_softmax
 from mmzoo.validation import check_bool, check_positive_int
 
 
@@ -22,6 +23,11 @@ class GraphMessagePassing(layers.Layer):
     each node listens to each other node; otherwise they stay at zero. The separate
     ``W_self`` keeps each node's own identity: with a mean over a fully connected
     graph alone, every node would get the same state after one round.
+
+    ``layer(nodes, mask=None)``: a ``(batch, num_nodes)`` mask (1 present, 0 missing, e.g. a
+    missing modality's node) removes missing nodes from the graph of that example: each
+    present node averages the present nodes only (its row of ``A`` renormalised over them)
+    and a missing node's new state is zeros. With every node missing the output is zeros.
 
     Args:
         units: width of the new node states.
@@ -68,10 +74,21 @@ class GraphMessagePassing(layers.Layer):
         """The edge weights ``A``: row ``i`` is how node ``i`` weighs every node; rows sum to 1."""
         return ops.softmax(ops.cast(self.adjacency_logits, "float32"), axis=-1)
 
-    def call(self, nodes):
-        adjacency = ops.cast(self.adjacency(), nodes.dtype)
-        aggregated = ops.einsum("ij,bjf->bif", adjacency, nodes)
-        return self.activation(self.self_dense(nodes) + self.neighbour_dense(aggregated))
+    def call(self, nodes, mask=None):
+        if mask is None:
+            adjacency = ops.cast(self.adjacency(), nodes.dtype)
+            aggregated = ops.einsum("ij,bjf->bif", adjacency, nodes)
+            return self.activation(self.self_dense(nodes) + self.neighbour_dense(aggregated))
+        present = ops.cast(ops.greater(ops.cast(mask, "float32"), 0.5), "float32")  # (batch, nodes)
+        logits = ops.cast(self.adjacency_logits, "float32")[None, :, :]
+        adjacency = masked_softmax(logits, present[:, None, :], axis=-1)  # (batch, nodes, nodes)
+        nodes = ops.where(present[:, :, None] > 0, nodes, ops.zeros_like(nodes))
+        aggregated = ops.einsum("bij,bjf->bif", ops.cast(adjacency, nodes.dtype), nodes)
+        updated = self.activation(self.self_dense(nodes) + self.neighbour_dense(aggregated))
+        return updated * ops.cast(present[:, :, None], updated.dtype)
+
+    def compute_mask(self, nodes, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

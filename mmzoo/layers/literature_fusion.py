@@ -1,8 +1,11 @@
 """Fusion operators of the multimodal literature, as Keras layers (``keras.ops`` only).
 
-Each takes a list of modality vectors ``(batch, width_m)`` of any widths (FiLM: the
-features to modulate first) and returns one tensor; the formulas are in each docstring and
-tested against NumPy in ``tests/test_literature_fusion.py``.
+Each takes a list (or dict) of modality vectors ``(batch, width_m)`` of any widths (FiLM:
+the features to modulate first) and returns one tensor; the formulas are in each docstring
+and tested against NumPy in ``tests/test_literature_fusion.py``. Each also takes
+``present=`` flags, one ``(batch,)`` per modality (see :mod:`mmzoo.layers.fusion`): a
+missing modality's vector is read as zeros (tensor, low-rank, FiLM: ``z_m = 0``, the
+formula's own "no evidence" point) or left out of the gates' softmax (GMU).
 
 - :class:`TensorFusion` (Zadeh et al., 2017, "Tensor Fusion Network"): the outer product of
   ``[1, z_m]`` over the modalities, flattened;
@@ -19,18 +22,12 @@ tested against NumPy in ``tests/test_literature_fusion.py``.
 import keras
 from keras import layers, ops
 
+from mmzoo.layers.fusion import ModalityFusion, gate_vectors, masked_softmax
 from mmzoo.validation import check_positive_int
 
 
-def _check_list(layer, input_shape, at_least=2):
-    if not isinstance(input_shape, (list, tuple)) or len(input_shape) < at_least or not all(
-        isinstance(shape, (list, tuple)) for shape in input_shape
-    ):
-        raise ValueError(
-            f"{type(layer).__name__} fuses a list of at least {at_least} modality tensors. "
-            f"Received input shape: {input_shape}"
-        )
-    widths = [shape[-1] for shape in input_shape]
+def _check_list(layer, input_shape):
+    widths = [shape[-1] for shape in layer._shapes(input_shape)]
     if any(width is None for width in widths):
         raise ValueError(f"{type(layer).__name__} needs known widths. Received input shape: {input_shape}")
     return widths
@@ -42,13 +39,15 @@ def _with_one(z):
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class TensorFusion(layers.Layer):
+class TensorFusion(ModalityFusion):
     """Tensor fusion (Zadeh et al., 2017): ``vec([1, z_1] ⊗ [1, z_2] ⊗ ... ⊗ [1, z_M])``.
 
     The outer product holds every unimodal feature (the terms with ones), every product of
     two modalities' features, and so on up to the M-way products: a linear layer on it can
     express any multilinear interaction. Its size is ``prod_m (width_m + 1)``; keep the
-    modality vectors small (:class:`LowRankFusion` avoids building it).
+    modality vectors small (:class:`LowRankFusion` avoids building it). A missing modality
+    (``present``) is ``z_m = 0``: only the other modalities' terms remain; with every
+    modality missing the output is ``(1, 0, ..., 0)``.
 
     Example:
     >>> fused = TensorFusion()([keras.ops.ones((2, 3)), keras.ops.ones((2, 4))])
@@ -59,9 +58,10 @@ class TensorFusion(layers.Layer):
     def build(self, input_shape):
         _check_list(self, input_shape)
 
-    def call(self, inputs):
-        fused = _with_one(inputs[0])
-        for z in inputs[1:]:
+    def fuse(self, vectors, flags):
+        vectors = gate_vectors(vectors, flags)
+        fused = _with_one(vectors[0])
+        for z in vectors[1:]:
             outer = ops.expand_dims(fused, -1) * ops.expand_dims(_with_one(z), -2)
             fused = ops.reshape(outer, (ops.shape(outer)[0], -1))
         return fused
@@ -70,11 +70,11 @@ class TensorFusion(layers.Layer):
         size = 1
         for width in _check_list(self, input_shape):
             size *= width + 1
-        return tuple(input_shape[0][:-1]) + (size,)
+        return tuple(self._shapes(input_shape)[0][:-1]) + (size,)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class LowRankFusion(layers.Layer):
+class LowRankFusion(ModalityFusion):
     """Low-rank multimodal fusion (Liu et al., 2018): ``h = sum_i λ_i ∏_m (W_m^(i) [1, z_m]) + b``.
 
     The same as a ``Dense(units)`` on :class:`TensorFusion`'s output whose weight tensor
@@ -82,6 +82,7 @@ class LowRankFusion(layers.Layer):
     ``(width_m + 1) x units`` factor per modality and rank, multiplied element-wise across
     the modalities and summed over the rank with weights ``λ``. With two modalities and
     ``rank >= min(width_1, width_2) + 1`` it can express every such ``Dense`` (tested).
+    A missing modality (``present``) is ``z_m = 0``, as in :class:`TensorFusion`.
 
     Args:
         units: output width.
@@ -108,29 +109,31 @@ class LowRankFusion(layers.Layer):
         self.rank_weights = self.add_weight(name="rank_weights", shape=(self.rank,), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
-    def call(self, inputs):
+    def fuse(self, vectors, flags):
         product = None
-        for z, factor in zip(inputs, self.factors):
+        for z, factor in zip(gate_vectors(vectors, flags), self.factors):
             projected = ops.einsum("bd,rdu->bru", _with_one(z), ops.cast(factor, z.dtype))
             product = projected if product is None else product * projected
         weights = ops.cast(self.rank_weights, product.dtype)
         return ops.einsum("bru,r->bu", product, weights) + ops.cast(self.bias, product.dtype)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[0][:-1]) + (self.units,)
+        return tuple(self._shapes(input_shape)[0][:-1]) + (self.units,)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "rank": self.rank}
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class GatedMultimodalUnit(layers.Layer):
+class GatedMultimodalUnit(ModalityFusion):
     """Gated multimodal unit (Arevalo et al., 2017): ``h = sum_m g_m ⊙ tanh(W_m z_m)``.
 
     The gates ``g = softmax_m(V_m [z_1, ..., z_M] + c_m)`` are per example and per unit, and
     sum to 1 over the modalities. With two modalities this is the paper's
     ``h = g ⊙ h_1 + (1 - g) ⊙ h_2`` with ``g = σ(W_z [z_1, z_2])``: a softmax over two logits
-    is the sigmoid of their difference.
+    is the sigmoid of their difference. With ``present``, the gates read missing modalities
+    as zeros and their softmax runs over the present ones only (a missing modality's share
+    is 0); with every modality missing the output is zeros.
 
     Args:
         units: output width (of every ``tanh`` projection).
@@ -160,35 +163,45 @@ class GatedMultimodalUnit(layers.Layer):
         )
         self.gate_bias = self.add_weight(name="gate_bias", shape=(len(widths), self.units), initializer="zeros")
 
-    def gates(self, inputs):
-        """``(batch, modalities, units)``: each modality's share of each unit, summing to 1 over modalities."""
+    def gates(self, inputs, flags=None):
+        """``(batch, modalities, units)``: each modality's share of each unit, summing to 1 over modalities.
+
+        With ``flags`` (one ``(batch, 1)`` 0/1 tensor per modality) only over the present ones.
+        """
+        inputs = gate_vectors(inputs, flags)
         joined = ops.concatenate(list(inputs), axis=-1)
         logits = ops.einsum("bd,dmu->bmu", joined, ops.cast(self.gate_kernel, joined.dtype))
-        return ops.softmax(logits + ops.cast(self.gate_bias, joined.dtype), axis=1)
+        logits = logits + ops.cast(self.gate_bias, joined.dtype)
+        if flags is None:
+            return ops.softmax(logits, axis=1)
+        present = ops.expand_dims(ops.concatenate(flags, axis=-1), -1)
+        return ops.cast(masked_softmax(logits, present, axis=1), joined.dtype)
 
-    def call(self, inputs):
+    def fuse(self, vectors, flags):
         hidden = ops.stack(
             [ops.tanh(ops.matmul(z, ops.cast(w, z.dtype)) + ops.cast(b, z.dtype))
-             for z, w, b in zip(inputs, self.projections, self.projection_biases)],
+             for z, w, b in zip(gate_vectors(vectors, flags), self.projections, self.projection_biases)],
             axis=1,
         )
-        return ops.sum(self.gates(inputs) * hidden, axis=1)
+        return ops.sum(self.gates(vectors, flags) * hidden, axis=1)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[0][:-1]) + (self.units,)
+        return tuple(self._shapes(input_shape)[0][:-1]) + (self.units,)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class FiLM(layers.Layer):
+class FiLM(ModalityFusion):
     """Feature-wise linear modulation (Perez et al., 2018): ``FiLM(x | c) = γ(c) ⊙ x + β(c)``.
 
     The first input ``x`` is modulated by the others (concatenated as the condition ``c``):
     ``γ(c) = W_γ c + b_γ`` and ``β(c) = W_β c + b_β`` are linear in the condition, one
     scale and one shift per feature of ``x``. ``γ`` starts at 1 and ``β`` at 0
-    (``W_γ = W_β = 0``), so an untrained layer passes ``x`` through unchanged.
+    (``W_γ = W_β = 0``), so an untrained layer passes ``x`` through unchanged. A missing
+    modality (``present``) is zeros: a missing condition modulates nothing, a missing ``x``
+    leaves ``β(c)``; with every modality missing the output is ``b_β``.
 
     Example:
     >>> film = FiLM()
@@ -205,14 +218,15 @@ class FiLM(layers.Layer):
         self.beta_kernel = self.add_weight(name="beta_kernel", shape=(condition, features), initializer="zeros")
         self.beta_bias = self.add_weight(name="beta_bias", shape=(features,), initializer="zeros")
 
-    def call(self, inputs):
-        x, condition = inputs[0], ops.concatenate(list(inputs[1:]), axis=-1)
+    def fuse(self, vectors, flags):
+        vectors = gate_vectors(vectors, flags)
+        x, condition = vectors[0], ops.concatenate(vectors[1:], axis=-1)
         gamma = ops.matmul(condition, ops.cast(self.gamma_kernel, x.dtype)) + ops.cast(self.gamma_bias, x.dtype)
         beta = ops.matmul(condition, ops.cast(self.beta_kernel, x.dtype)) + ops.cast(self.beta_bias, x.dtype)
         return gamma * x + beta
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[0])
+        return tuple(self._shapes(input_shape)[0])
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

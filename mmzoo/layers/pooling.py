@@ -127,7 +127,8 @@ class PresenceGate(layers.Layer):
     count as present). A missing modality then contributes nothing to a fusion, whatever
     its (zero-filled, or any) input holds. ``present`` may also cover more leading axes,
     e.g. a ``(batch, frames)`` mask of a ``(batch, frames, h, w, c)`` clip or a
-    ``(batch, samples)`` mask of waveforms: padded steps become zeros. The gate has no weights.
+    ``(batch, samples)`` mask of waveforms: padded steps become zeros. The gate has no weights;
+    a Keras mask on ``vectors`` (padding of a token sequence) passes through unchanged.
 
     Example:
     >>> vectors = keras.ops.convert_to_tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -135,6 +136,10 @@ class PresenceGate(layers.Layer):
     >>> keras.ops.convert_to_numpy(gated).tolist()
     [[1.0, 2.0], [0.0, 0.0]]
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
 
     def call(self, vectors, present):
         present = ops.greater(ops.cast(present, "float32"), 0.5)

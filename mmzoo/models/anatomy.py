@@ -64,17 +64,22 @@ def encoders(model):
 
 
 def _weighted_producer(tensor):
-    """The layer with weights that makes ``tensor``, looking through weightless single-input layers.
+    """The layer with weights that makes ``tensor``, looking through weightless single-input layers
+    (and presence gates).
 
     None when there is none, or when it is a whole nested model (a backbone whose output is
     the model's, as in a feature extractor: no head to swap).
     """
     import keras
 
+    from mmzoo.layers.pooling import PresenceGate
+
     operation, node_index = _operation_of(tensor)
     while operation is not None and not getattr(operation, "weights", None):
         node = operation._inbound_nodes[node_index]
         inputs = list(node.input_tensors)
+        if isinstance(operation, PresenceGate):  # a missing modality's zeros (missing_modalities=True)
+            inputs = inputs[:1]
         if len(inputs) != 1:
             return None
         operation, node_index = _operation_of(inputs[0])

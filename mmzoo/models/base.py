@@ -19,8 +19,10 @@ from mmzoo.validation import (  # noqa: F401
     check_shape,
 )
 
-# Keyword arguments a model passes through to `keras.Model`.
+# Keyword arguments a model passes through to `keras.Model`, and those every model takes
+# from this base class (`missing_modalities`: see mmzoo.models.presence).
 _KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
+_BASE_ARGUMENTS = ("missing_modalities",)
 
 # What a target looks like for each kind of output, the loss that trains it and its metric.
 # An output of kind None has no target: it is for inspection or inference only.
@@ -41,7 +43,7 @@ def _bind_arguments(cls, args, kwargs):
         for key, parameter in parameters.items()
         if key != "self" and parameter.kind != inspect.Parameter.VAR_KEYWORD
     ]
-    allowed = named + list(_KERAS_MODEL_ARGUMENTS)
+    allowed = named + list(_KERAS_MODEL_ARGUMENTS) + [key for key in _BASE_ARGUMENTS if key not in named]
     for key, value in kwargs.items():
         if key not in allowed:
             hint = closest(key, allowed)
@@ -114,6 +116,13 @@ def _check_values(model, key, value, kind):
                 f"Input {key!r} of {model.name!r} takes token ids from 0 (padding) to {token_range[1] - 1} "
                 f"(its vocabulary size is {token_range[1]}). Received: {key} with ids from {low} to {high}"
             )
+    if kind == "float" and str(key).endswith("_present") and not np.isin(value, (0.0, 1.0)).all():
+        bad = np.flatnonzero(~np.isin(value, (0.0, 1.0))).tolist()
+        raise ValueError(
+            f"Input {key!r} of {model.name!r} is a presence flag: 1 where the example has the modality, 0 where "
+            f"it is missing. Received: {key} with other values in example(s) {bad[:10]} "
+            f"(e.g. {value.flat[bad[0]]!r})"
+        )
     if kind == "float" and not np.isfinite(value).all():
         finite = np.isfinite(value).reshape(len(value), -1).all(axis=1)
         rows = np.flatnonzero(~finite).tolist()
@@ -236,8 +245,14 @@ class MultimodalModel(keras.Model):
         targets,
         metric_only_outputs=(),
         token_ranges=None,
+        missing_modalities=False,
         **kwargs,
     ):
+        check_bool("missing_modalities", missing_modalities)
+        if missing_modalities:
+            from mmzoo.models.presence import add_presence_inputs
+
+            inputs, outputs = add_presence_inputs(type(self).__name__, inputs, outputs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.targets = targets
         self.metric_only_outputs = tuple(metric_only_outputs)

@@ -4,19 +4,14 @@ import keras
 from keras import layers
 
 from mmzoo.layers import ConcatFusion
-from mmzoo.layers.pooling import PresenceGate
 from mmzoo.models.base import (
     MultimodalModel,
-    check_bool,
     check_image_shape,
     check_positive_int,
     classifier,
     target_kind,
 )
 from mmzoo.registry import register_model
-
-MODALITIES = ("image", "text", "audio")
-
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class CifarMultimodal(MultimodalModel):
@@ -31,7 +26,8 @@ class CifarMultimodal(MultimodalModel):
     and ``audio_present``, float32 ``(batch,)`` flags (1.0 present, 0.0 missing, what
     ``cifar10(include_presence=True)`` yields), and each branch's vector is zeroed where
     its flag is 0 before the concatenation: a missing modality contributes nothing,
-    whatever its input holds.
+    whatever its input holds (the option every multimodal model has, see
+    :mod:`mmzoo.models.presence`).
 
     Args:
         image_shape: shape of the ``image`` input, (32, 32, 3) for CIFAR-10.
@@ -57,21 +53,17 @@ class CifarMultimodal(MultimodalModel):
         audio_dim=128,
         hidden_units=128,
         num_classes=10,
-        missing_modalities=False,
         **kwargs,
     ):
         image_shape = check_image_shape("image_shape", image_shape, minimum_size=10)
         for key, value in [("text_dim", text_dim), ("audio_dim", audio_dim),
                            ("hidden_units", hidden_units), ("num_classes", num_classes)]:
             check_positive_int(key, value)
-        check_bool("missing_modalities", missing_modalities)
         inputs = {
             "image": keras.Input(image_shape, name="image"),
             "text": keras.Input((text_dim,), name="text"),
             "audio": keras.Input((audio_dim,), name="audio"),
         }
-        if missing_modalities:
-            inputs.update({f"{key}_present": keras.Input((), name=f"{key}_present") for key in MODALITIES})
         x = inputs["image"]
         for filters in (32, 64):
             x = layers.Conv2D(filters, (3, 3), activation="relu")(x)
@@ -79,13 +71,7 @@ class CifarMultimodal(MultimodalModel):
         image = layers.Dense(hidden_units, activation="relu")(layers.Flatten()(x))
         text = layers.Dense(hidden_units, activation="relu")(inputs["text"])
         audio = layers.Dense(hidden_units, activation="relu")(inputs["audio"])
-        branches = {"image": image, "text": text, "audio": audio}
-        if missing_modalities:
-            branches = {
-                key: PresenceGate(name=f"{key}_presence")(vector, inputs[f"{key}_present"])
-                for key, vector in branches.items()
-            }
-        merged = ConcatFusion()([branches[key] for key in MODALITIES])
+        merged = ConcatFusion()([image, text, audio])
         merged = layers.Dense(hidden_units, activation="relu")(merged)
         outputs = classifier(num_classes)(merged)
         super().__init__(inputs=inputs, outputs=outputs, targets=target_kind(num_classes), **kwargs)

@@ -18,12 +18,14 @@ from mmzoo.layers.fusion import ModalityDropout
 from mmzoo.layers.fusion_names import FUSIONS, apply_fusion
 from mmzoo.models.base import (
     MultimodalModel,
+    check_bool,
     check_choice,
     check_positive_int,
     check_rate,
     classifier,
     target_kind,
 )
+from mmzoo.models.presence import PRESENT_SUFFIX, modalities_of
 from mmzoo.registry import register_model
 
 DEFAULT_INPUTS = {"image": (48, 48, 1), "audio": (16000,), "text": (32,)}
@@ -139,6 +141,12 @@ class FusionClassifier(MultimodalModel):
         modality_dropout: while training, the probability of zeroing each modality's
             vector in each example (never all of an example's); 0 turns it off. It applies
             with two or more modality inputs.
+        missing_modalities: also take ``<input>_present`` flags, ``(batch,)`` floats, 1 where
+            the example has that input and 0 where it is missing (what
+            ``from_directory(..., missing="mask")`` yields). A missing input's vector is
+            zeroed and the fusion renormalises over the present ones (weights, gates and
+            attention never pick a missing one), so its input's values have no effect;
+            modality dropout then drops among the present ones.
 
     Example:
     >>> import mmzoo
@@ -169,9 +177,16 @@ class FusionClassifier(MultimodalModel):
         embedding_size=64,
         class_names=None,
         modality_dropout=0.25,
+        missing_modalities=False,
         **kwargs,
     ):
         shapes, masks = _check_inputs(DEFAULT_INPUTS if inputs is None else inputs)
+        check_bool("missing_modalities", missing_modalities)
+        if missing_modalities and len(shapes) < 2:
+            raise ValueError(
+                f"FusionClassifier takes one modality ({next(iter(shapes))!r}): missing_modalities=True needs "
+                "two or more modality inputs. Received: missing_modalities=True"
+            )
         check_positive_int("num_classes", num_classes)
         check_choice("fusion", fusion, tuple(FUSIONS))
         check_positive_int("width", width)
@@ -234,9 +249,20 @@ class FusionClassifier(MultimodalModel):
             else:
                 encoder = features_encoder(shape[0], width, input_name=key, name=f"{key}_encoder")
             vectors.append(encoder(feed))
+        present = None
+        if missing_modalities:
+            names = modalities_of(list(tensors))
+            for modality in dict.fromkeys(names[key] for key in shapes):
+                key = f"{modality}{PRESENT_SUFFIX}"
+                tensors[key] = keras.Input((), name=key)
+            present = [tensors[f"{names[key]}{PRESENT_SUFFIX}"] for key in shapes]
         if modality_dropout and len(vectors) > 1:
-            vectors = ModalityDropout(modality_dropout, name="modality_dropout")(vectors)
-        x = apply_fusion(fusion, vectors, width, name="fusion")
+            dropout_layer = ModalityDropout(modality_dropout, name="modality_dropout")
+            if present is None:
+                vectors = dropout_layer(vectors)
+            else:
+                vectors, present = dropout_layer(vectors, present=present)
+        x = apply_fusion(fusion, vectors, width, name="fusion", present=present)
         if dropout:
             x = layers.Dropout(dropout, name="head_dropout1")(x)
         x = layers.Dense(width, activation="relu", name="head_dense")(x)
