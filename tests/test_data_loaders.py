@@ -543,3 +543,53 @@ def test_zero_padded_clips_feed_face_recognition_with_video_mask(tmp_path):
     assert padding.any()
     noisy[padding] = rng.random(noisy[padding].shape)
     np.testing.assert_allclose(model.predict({**x, "video": noisy}, verbose=0)["face"], expected, atol=1e-5)
+
+
+# --- missing modalities as masks (issue 16) ------------------------------------------------
+
+
+def test_missing_mask_keeps_examples_that_lack_a_modality(tmp_path):
+    root = make_tree(tmp_path / "data", per_class=4)
+    (root / "cat" / "ex1.txt").unlink()
+    for path in (root / "dog").glob("ex2.*"):
+        if path.suffix in (".wav", ".flac"):
+            path.unlink()
+    (root / "dog" / "ex3.jpg").unlink()  # odd examples have JPEG images
+    with pytest.warns(UserWarning, match="missing"):
+        skipping = from_directory(root, validation_split=0.0, shuffle=False, **small())
+    assert len(skipping.train_examples) == 5  # the three incomplete examples are dropped
+    data = from_directory(root, validation_split=0.0, shuffle=False, missing="mask",
+                          input_names={"text": "text_input"}, **small())
+    assert len(data.train_examples) == 8 and not data.skipped
+    rows = {name.rsplit(os.sep, 2)[-2] + "/" + os.path.basename(name): row
+            for name, row in zip(data.train_examples, examples(data.train))}
+    for key in ("image_present", "text_present", "audio_present"):  # named after the model's inputs
+        assert all(features[key].dtype == np.float32 for features, _ in rows.values())
+    text_missing, _ = rows["cat/ex1"]
+    assert text_missing["text_present"] == 0.0 and not text_missing["text_input"].any()
+    assert text_missing["image_present"] == 1.0 and text_missing["audio_present"] == 1.0
+    audio_missing, _ = rows["dog/ex2"]
+    assert audio_missing["audio_present"] == 0.0 and not audio_missing["audio"].any()
+    assert not audio_missing["audio_mask"].any()
+    image_missing, label = rows["dog/ex3"]
+    assert image_missing["image_present"] == 0.0 and not image_missing["image"].any() and label == 1
+    complete, label = rows["cat/ex0"]
+    assert {complete[k] for k in ("image_present", "text_present", "audio_present")} == {1.0}
+    assert index_from_image(complete["image"], label) == 0
+    # The vocabulary comes from the texts that exist.
+    assert data.vectorizer.get_vocabulary()[2:]
+    with pytest.raises(ValueError, match="`missing` must be one of 'skip', 'mask'. Received: missing='zeros'"):
+        from_directory(root, missing="zeros", **small())
+
+
+def test_missing_mask_feeds_a_model_built_with_missing_modalities(tmp_path):
+    root = make_tree(tmp_path / "data", per_class=3, modalities=("image", "audio"))
+    for path in (root / "cat").glob("ex0.*"):
+        if path.suffix in (".wav", ".flac"):
+            path.unlink()
+    data = from_directory(root, validation_split=0.0, missing="mask", **small())
+    model = mmzoo.build("fusion_classifier", inputs={"image": (8, 8, 3), "audio": (1000,), "audio_mask": (1000,)},
+                        num_classes=2, width=8, image_filters=(4,), audio_filters=(4,), num_mel_bins=8,
+                        sample_rate=SAMPLE_RATE, missing_modalities=True)
+    history = model.fit(data.train, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -64,6 +64,7 @@ from mmzoo.data.image import COLOR_MODES, IMAGE_EXTENSIONS, INTERPOLATIONS, deco
 from mmzoo.data.text import SPLITS as TEXT_SPLITS
 from mmzoo.data.text import STANDARDIZE, make_text_vectorizer, read_text
 from mmzoo.data.video import PADS, VIDEO_EXTENSIONS, read_video
+from mmzoo.models.presence import modality_of_input
 from mmzoo.validation import (
     check_bool,
     check_choice,
@@ -72,6 +73,7 @@ from mmzoo.validation import (
     check_shape,
 )
 
+MISSING_MODES = ("skip", "mask")
 MODALITIES = ("image", "text", "audio", "video")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 TEXT_EXTENSIONS = (".txt",)
@@ -136,6 +138,7 @@ class _Example:
     inline_text: str | None = None
     errors: list = dataclasses.field(default_factory=list)  # found while listing (missing, ambiguous)
     text: str | None = None  # filled in by the check
+    absent: list = dataclasses.field(default_factory=list)  # modalities missing under missing="mask"
     image_fingerprint: int = 0  # hash of the image bytes the check decoded
 
 
@@ -167,6 +170,7 @@ class _Options:
     label_mode: str
     input_names: dict
     strict: bool
+    missing: str = "skip"
 
 
 def _options(**kw):
@@ -223,6 +227,7 @@ def _options(**kw):
             raise ValueError(f"`input_names` values must be non-empty strings. Received: {key!r}: {value!r}")
     kw["input_names"] = names
     check_bool("strict", kw["strict"])
+    check_choice("missing", kw["missing"], MISSING_MODES)
     return _Options(**kw)
 
 
@@ -247,7 +252,7 @@ def _missing(base, modality):
     return UnreadableFileError(expected, f"missing {modality} file for this example")
 
 
-def _list_directory(root, modalities, class_names, follow_links):
+def _list_directory(root, modalities, class_names, follow_links, missing="skip"):
     root = pathlib.Path(root)
     if not root.is_dir():
         raise ValueError(f"`root` must be a directory. Received: root={str(root)!r}")
@@ -290,7 +295,9 @@ def _list_directory(root, modalities, class_names, follow_links):
         example = _Example(name=base, label=label, files={})
         for modality in modalities:
             paths = sorted(files.get(modality, []))
-            if not paths:
+            if not paths and missing == "mask":
+                example.absent.append(modality)
+            elif not paths:
                 example.errors.append(_missing(base, modality))
             elif len(paths) > 1:
                 listing = ", ".join(os.path.basename(p) for p in paths)
@@ -354,7 +361,7 @@ def _integer_label(value):
     return None
 
 
-def _list_manifest(path, manifest_format, columns, label_column, modalities, class_names):
+def _list_manifest(path, manifest_format, columns, label_column, modalities, class_names, missing="skip"):
     path = pathlib.Path(path)
     rows, header = _read_manifest(path, manifest_format)
     names = {**MANIFEST_COLUMNS, **(columns or {})}
@@ -407,16 +414,22 @@ def _list_manifest(path, manifest_format, columns, label_column, modalities, cla
                     example.files["text"] = str(folder / str(file_value).strip())
                 elif not _is_blank(inline):
                     example.inline_text = str(inline).strip()
+                elif missing == "mask":
+                    example.absent.append("text")
                 else:
                     missing = f"{path}:{line_number}"
                     example.errors.append(UnreadableFileError(missing, "missing text for this row (empty text)"))
                 continue
             value = row.get(names[modality])
-            if _is_blank(value):
+            if _is_blank(value) and missing == "mask":
+                example.absent.append(modality)
+            elif _is_blank(value):
                 reason = f"missing {modality} file for this row (column {names[modality]!r} is empty)"
                 example.errors.append(UnreadableFileError(f"{path}:{line_number}", reason))
             else:
                 example.files[modality] = str(folder / str(value).strip())
+        if missing == "mask" and len(example.absent) == len(modalities):
+            example.errors.append(UnreadableFileError(f"{path}:{line_number}", "no modality at all in this row"))
         examples.append(example)
     return examples, class_names, modalities
 
@@ -485,6 +498,8 @@ def _split(examples, fraction, seed, stratify):
 def _audio_reader(opts):
     def read(path):
         path = path.decode("utf-8") if isinstance(path, bytes) else str(path)
+        if not path:  # a missing modality (missing="mask")
+            return np.zeros(opts.audio_length, np.float32), np.zeros(opts.audio_length, np.float32)
         waveform = audio_io.read_audio(path, sample_rate=opts.sample_rate)
         waveform, mask = audio_io.pad_or_trim(np.asarray(waveform, np.float32), opts.audio_length)
         return np.asarray(waveform, np.float32), np.asarray(mask, np.float32)
@@ -495,6 +510,9 @@ def _audio_reader(opts):
 def _video_reader(opts):
     def read(path):
         path = path.decode("utf-8") if isinstance(path, bytes) else str(path)
+        if not path:  # a missing modality (missing="mask")
+            clip = np.zeros((opts.num_frames, *opts.frame_size, opts.channels), np.float32)
+            return clip, np.zeros(opts.num_frames, np.float32)
         return read_video(path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad, return_mask=True)
 
     return read
@@ -505,11 +523,16 @@ def _build(examples, opts, class_names, vectorizer, training):
     columns = {"label": np.array([e.label for e in examples], np.int32)}
     for modality in ("image", "audio", "video"):
         if modality in modalities:
-            columns[modality] = np.array([e.files[modality].encode("utf-8") for e in examples], dtype=object)
+            paths = [e.files.get(modality, "") for e in examples]  # "" where missing (missing="mask")
+            columns[modality] = np.array([p.encode("utf-8") for p in paths], dtype=object)
+    masked = opts.missing == "mask"
+    if masked:
+        for modality in modalities:
+            columns[f"{modality}_present"] = np.array([modality not in e.absent for e in examples], np.float32)
     if "image" in modalities:
         columns["image_fingerprint"] = np.array([e.image_fingerprint for e in examples], np.int64)
     if "text" in modalities:
-        texts = [e.text for e in examples]
+        texts = [e.text or "" for e in examples]  # "" (all padding) where missing
         if opts.text_mode == "raw":
             columns["text"] = np.array([t.encode("utf-8") for t in texts], dtype=object)
         elif texts:
@@ -527,16 +550,25 @@ def _build(examples, opts, class_names, vectorizer, training):
     num_classes = len(class_names)
     rename = opts.input_names
 
+    def read_image_file(row):
+        contents = tf.io.read_file(row["image"])
+        unchanged = tf.debugging.Assert(
+            tf.equal(fingerprint(contents), row["image_fingerprint"]),
+            ["Image file changed since the loader checked it:", row["image"]],
+        )
+        with tf.control_dependencies([unchanged]):
+            return decode_image(contents, opts.image_size, opts.channels, opts.interpolation)
+
     def load(row):
         features = {}
-        if "image" in row:
-            contents = tf.io.read_file(row["image"])
-            unchanged = tf.debugging.Assert(
-                tf.equal(fingerprint(contents), row["image_fingerprint"]),
-                ["Image file changed since the loader checked it:", row["image"]],
+        if "image" in row and masked:
+            features["image"] = tf.cond(
+                row["image_present"] > 0,
+                lambda: read_image_file(row),
+                lambda: tf.zeros((*opts.image_size, opts.channels), tf.float32),
             )
-            with tf.control_dependencies([unchanged]):
-                features["image"] = decode_image(contents, opts.image_size, opts.channels, opts.interpolation)
+        elif "image" in row:
+            features["image"] = read_image_file(row)
         if "text" in row:
             features["text"] = row["text"]
         if "audio" in row:
@@ -559,6 +591,10 @@ def _build(examples, opts, class_names, vectorizer, training):
         if opts.label_mode == "categorical":
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
         features = {rename.get(key, key): value for key, value in features.items()}
+        if masked:
+            for modality in modalities:
+                name = rename.get(modality, modality)
+                features[f"{modality_of_input(name, {name})}_present"] = row[f"{modality}_present"]
         if "video" in row and opts.video_pad == "zeros":
             # Zero-padded clips end in black frames: "<video input>_mask" (1 real frame, 0 padding)
             # says which, for a model built with video_mask=True (face_recognition) to leave them out.
@@ -620,7 +656,7 @@ def _load(examples, class_names, opts, what, test_split=0.0):
     vectorizer = None
     if "text" in opts.modalities and opts.text_mode == "tokens":
         vectorizer = opts.vectorizer or make_text_vectorizer(
-            [e.text for e in train],
+            [e.text for e in train if e.text is not None],
             max_tokens=opts.max_tokens,
             sequence_length=opts.sequence_length,
             split=opts.text_split,
@@ -656,7 +692,7 @@ def _common(**kw):
         num_frames=kw["num_frames"], frame_size=kw["frame_size"], video_pad=kw["video_pad"],
         validation_split=kw["validation_split"], seed=kw["seed"], stratify=kw["stratify"],
         batch_size=kw["batch_size"], shuffle=kw["shuffle"], augment=kw["augment"], cache=kw["cache"],
-        label_mode=kw["label_mode"], input_names=kw["input_names"], strict=kw["strict"],
+        label_mode=kw["label_mode"], input_names=kw["input_names"], strict=kw["strict"], missing=kw["missing"],
     )
 
 
@@ -692,6 +728,7 @@ def from_directory(
     strict=False,
     follow_links=False,
     test_split=0.0,
+    missing="skip",
 ):
     """Train and validation (and optionally test) datasets from a tree ``root/<class>/<stem>.<ext>``.
 
@@ -731,6 +768,13 @@ def from_directory(
         strict: raise ``UnreadableFileError`` on the first unreadable or missing file
             instead of skipping its example with one warning.
         follow_links: follow symbolic links to folders.
+        missing: what to do with an example that lacks a modality file: ``"skip"`` (default:
+            drop it, with the warning about unreadable files) or ``"mask"``: keep it, with zeros
+            in place of the missing input (zero token ids, a silent clip, black frames) and
+            ``<modality>_present`` flags, float32, 1.0 present and 0.0 missing, for every
+            modality (named after the renamed input, less ``_input``: ``text_present`` for
+            ``text_input``), the inputs of a model built with ``missing_modalities=True``.
+            An unreadable file still drops its example.
         test_split: fraction of the examples held out in a test split (``.test``), drawn
             before the validation split, seeded by ``seed`` and per class when ``stratify``
             like it, and disjoint from the training and validation splits; with a test
@@ -750,7 +794,9 @@ def from_directory(
             "`validation_split` + `test_split` must be below 1 (training examples must be left). "
             f"Received: validation_split={validation_split!r}, test_split={test_split!r}"
         )
-    examples, class_names, opts.modalities = _list_directory(root, opts.modalities, class_names, follow_links)
+    examples, class_names, opts.modalities = _list_directory(
+        root, opts.modalities, class_names, follow_links, opts.missing
+    )
     return _load(examples, class_names, opts, "files", test_split=test_split)
 
 
@@ -787,6 +833,7 @@ def from_manifest(
     label_mode="int",
     input_names=None,
     strict=False,
+    missing="skip",
 ):
     """Train and validation datasets from a CSV or JSONL manifest, one example per row.
 
@@ -797,7 +844,8 @@ def from_manifest(
     labels are kept as they are (``class_names`` = "0".."max"), names are numbered in
     sorted order unless ``class_names`` is given. The modalities are the columns present
     (or ``modalities``); a row with an empty cell for one of them is treated like an
-    unreadable file (skipped with the warning, or raised with ``strict=True``).
+    unreadable file (skipped with the warning, or raised with ``strict=True``), or with
+    ``missing="mask"`` a missing modality (see :func:`from_directory`).
 
     A malformed manifest (not UTF-8, a line that is not a JSON object, a row without a
     label) raises ``ValueError`` naming the line.
@@ -816,7 +864,7 @@ def from_manifest(
     if not isinstance(label_column, str) or not label_column:
         raise ValueError(f"`label_column` must be a column name. Received: label_column={label_column!r}")
     examples, class_names, opts.modalities = _list_manifest(
-        path, format, columns, label_column, opts.modalities, class_names
+        path, format, columns, label_column, opts.modalities, class_names, opts.missing
     )
     return _load(examples, class_names, opts, "files")
 
