@@ -395,8 +395,9 @@ def _model_feed(model, args=None, loader=None):
     (``fusion_classifier``), else MFCC features, ``(n_mfcc,)`` (the mean over frames) or
     ``(frames, n_mfcc)``, computed from the waveforms at ``--sample-rate`` trimmed or padded
     to ``--audio-length`` samples (``loader``, a training run's settings, wins over ``args``).
-    ``K_mask`` inputs of audio and video inputs are fed the loader's masks. Anything else
-    is a CommandError.
+    ``K_mask`` inputs of audio and video inputs are fed the loader's masks, and the
+    ``<modality>_present`` inputs of a model built with ``missing_modalities=True`` its flags
+    (``missing="mask"``). Anything else is a CommandError.
     """
     from mmzoo.registry import tensor_specs
 
@@ -408,8 +409,11 @@ def _model_feed(model, args=None, loader=None):
     masks = {key: key[: -len("_mask")] for key in specs if key.endswith("_mask") and key[: -len("_mask")] in specs}
     names, options, audio = {}, {}, None
     colors = {}
+    flags = [key for key, (shape, _) in specs.items() if key.endswith("_present") and not shape]
+    if flags:  # built with missing_modalities=True: examples lacking a modality are kept, with flags
+        options["missing"] = "mask"
     for key, (shape, dtype) in specs.items():
-        if key in masks:
+        if key in masks or key in flags:
             continue
         integer = "int" in dtype
         if len(shape) == 3 and not integer:
@@ -543,6 +547,8 @@ def _folder_feed(args):
         "num_frames": args.num_frames or FUSION_DEFAULTS["num_frames"],
         "frame_size": size,
     }
+    if getattr(args, "missing", None) == "mask":
+        loader["missing"] = "mask"
     return _Feed(loader)
 
 
@@ -885,7 +891,7 @@ def _local_copy(model):
 
 
 _LOADER_OPTIONS = ("modalities", "image_size", "color_mode", "sample_rate", "audio_length", "sequence_length",
-                   "max_tokens", "num_frames")
+                   "max_tokens", "num_frames", "missing")
 
 
 def _fusion_build_arguments(args, loader):
@@ -933,6 +939,8 @@ def _train(args):
     if args.export_dir:
         _check_directory("--export-dir", args.export_dir)
     build_extra = _check_weights_arguments(args)
+    if getattr(args, "missing", None) == "mask" and args.name != FUSION_MODEL:  # fusion_classifier: from the data's flags
+        build_extra["missing_modalities"] = True
     made = []
     arguments = dict(
         epochs=args.epochs,
@@ -1217,7 +1225,8 @@ def _predict(args):
     class_names = served.class_names
     folder, read_classes, names_root, scratch = _predict_folder(args.data, class_names)
     try:
-        _check_folder_has("--data", args.data, options["modalities"], "the model reads")
+        if options.get("missing") != "mask":  # a masked modality may be absent from every example
+            _check_folder_has("--data", args.data, options["modalities"], "the model reads")
         kwargs = {key: value for key, value in options.items() if key != "max_tokens"}
         kwargs.update(text_mode="raw", validation_split=0.0, shuffle=False, batch_size=args.batch_size,
                       strict=args.strict)
@@ -1348,6 +1357,12 @@ def _add_loader_arguments(parser):
                        help="the largest vocabulary the text vectorizer keeps [10000]")
     group.add_argument("--num-frames", type=_positive_int, default=None, metavar="N",
                        help="frames per video clip [16]")
+    group.add_argument(
+        "--missing", choices=("skip", "mask"), default=None,
+        help="an example that lacks a modality file: skip it (with one warning), or keep it with the modality "
+             "masked: the model is built with missing_modalities=True and reads <modality>_present flags, "
+             "and the export and mmzoo predict take such examples too [skip]",
+    )
     group.add_argument("--augment", action="store_true",
                        help="random flips, rotations, zooms and contrast on the training images")
     group.add_argument("--width", type=_positive_int, default=None,

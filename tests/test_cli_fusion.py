@@ -329,7 +329,8 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_document_model_with_an_mfcc_input_trains_from_wav_files(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("missing", [None, "mask"])
+def test_a_document_model_with_an_mfcc_input_trains_from_wav_files(tmp_path, monkeypatch, capsys, missing):
     import mmzoo.training
     from mmzoo.registry import get_entry
 
@@ -340,10 +341,12 @@ def test_a_document_model_with_an_mfcc_input_trains_from_wav_files(tmp_path, mon
 
     monkeypatch.setattr(mmzoo.training.fit, "build", small_build)
     data = write_folder(tmp_path / "data", per_class=6)
+    if missing:  # --missing mask: the model takes <modality>_present flags, incomplete examples are kept
+        (data / "low" / "2.wav").unlink()
     exports = tmp_path / "exports"
     assert main(["train", "emotion", "--data", str(data), "--sample-rate", "8000", "--audio-length", "4000",
-                 "--epochs", "1", "--batch-size", "8", "--export-dir", str(exports), "--verbose", "0"]) == 0, (
-        capsys.readouterr().err)
+                 "--epochs", "1", "--batch-size", "8", "--export-dir", str(exports), "--verbose", "0"]
+                + (["--missing", missing] if missing else [])) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert len([line for line in out.splitlines() if line.startswith("test: accuracy=")]) == 1, out
     served = mmzoo.load_saved_model(exports / "emotion")
@@ -351,6 +354,36 @@ def test_a_document_model_with_an_mfcc_input_trains_from_wav_files(tmp_path, mon
     assert served.inputs["text"] == ((None,), "string")
     assert served.class_names == list(CLASSES)
     assert served.loader_options["sample_rate"] == 8000
+    assert served.loader_options.get("missing") == missing
+    assert ("audio_present" in served.inputs) == bool(missing)
     assert main(["predict", str(exports / "emotion"), "--data", str(data)]) == 0, capsys.readouterr().err
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 19 and lines[-1].startswith("accuracy: ")
+
+
+def test_missing_mask_trains_exports_and_predicts_examples_that_lack_a_modality(tmp_path, capsys):
+    """--missing mask (issue 16): incomplete examples are kept, in training, in the export and in predict."""
+    import keras
+
+    data = write_folder(tmp_path / "data", per_class=6)
+    for path in (data / "high" / "1.txt", data / "low" / "2.wav", data / "mid" / "3.png"):
+        path.unlink()
+    assert main(_train_args(data, tmp_path, "--missing", "mask")) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "skipped" not in (captured.out + captured.err).lower(), captured.err
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert model.get_config()["missing_modalities"] is True
+    assert sorted(k for k in model.input if k.endswith("_present")) == ["audio_present", "image_present",
+                                                                         "text_present"]
+    assert main(["predict", str(tmp_path / "exports" / "fusion_classifier"), "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 18 + 1, lines  # every example, the three incomplete ones too
+    stems = {line.split("\t")[0] for line in lines[:-1]}
+    assert {"high/1", "low/2", "mid/3"} <= stems
+    assert lines[-1].startswith("accuracy: ") and "(18 examples of 3 classes)" in lines[-1]
+    # Without --missing mask the incomplete examples are skipped, as before.
+    other = tmp_path / "plain"
+    other.mkdir()
+    assert main(_train_args(data, other, "--epochs", "1")) == 0
+    err = capsys.readouterr().err
+    assert "Skipped 3 unreadable files" in err and "missing text file for this example" in err, err

@@ -118,16 +118,20 @@ def split_build_arguments(name, dataset, class_names, vectorizer):
 
     For models built from their inputs (``fusion_classifier``): ``inputs`` from the
     dataset's feature shapes, ``num_classes`` and ``class_names`` from the classes and
-    ``vocabulary_size`` from the text vectorizer. Other models have fixed inputs: nothing is derived for them.
+    ``vocabulary_size`` from the text vectorizer, and ``missing_modalities=True`` when it yields
+    ``<modality>_present`` flags (``missing="mask"``). Other models have fixed inputs: nothing is derived for them.
     """
     if name != "fusion_classifier":
         return {}
     features = dataset.element_spec[0]
+    flags = [key for key, spec in features.items() if key.endswith("_present") and len(spec.shape) <= 1]
     arguments = {
-        "inputs": {key: tuple(int(d) for d in spec.shape[1:]) for key, spec in features.items()},
+        "inputs": {key: tuple(int(d) for d in spec.shape[1:]) for key, spec in features.items() if key not in flags},
         "num_classes": len(class_names),
         "class_names": [str(name) for name in class_names],
     }
+    if flags:  # from_directory(missing="mask"): the <modality>_present flags
+        arguments["missing_modalities"] = True
     if vectorizer is not None:
         arguments["vocabulary_size"] = int(vectorizer.vocabulary_size())
     return arguments
