@@ -125,3 +125,37 @@ def test_real_data_benchmark_runs_on_a_tiny_folder(tmp_path):
                                                "margin over the best single modality (points)"}
     with pytest.raises(SystemExit):
         real_data.parse_args(["--data", str(tmp_path)])  # no train/ or test/ folder
+
+
+@pytest.mark.slow
+def test_missing_modalities_benchmark_runs_on_a_tiny_folder(tmp_path):
+    """benchmarks/missing_modalities.py end to end on a tiny folder of PNG + WAV + TXT files."""
+    import numpy as np
+    import soundfile
+    import tensorflow as tf
+
+    import missing_modalities  # benchmarks/missing_modalities.py
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 3)):
+        for label, name in enumerate(("one", "two")):
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                image = (rng.random((16, 16, 1)) * 80).astype("uint8")
+                image[:, 2 + 8 * label : 6 + 8 * label] = 255
+                (folder / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
+                t = np.arange(16000) / 16000
+                soundfile.write(folder / f"{index}.wav", 0.3 * np.sin(2 * np.pi * 400 * (label + 1) * t), 16000)
+                (folder / f"{index}.txt").write_text(f"{name} {rng.choice(['red', 'green', 'blue'])} thing")
+    output = tmp_path / "rows.json"
+    results = missing_modalities.main(["--data", str(tmp_path / "data"), "--epochs", "1", "--image-size", "16",
+                                       "--batch-size", "4", "--output", str(output)])
+    assert [row["modality_dropout"] for row in results] == [0.25, 0.0]
+    for row in results:
+        assert all(0.0 <= row[key] <= 1.0 for key in ("all present", "image missing", "audio missing",
+                                                        "text missing"))
+    rows = json.loads(output.read_text())
+    check_rows(rows)
+    assert len(rows) == 4 and all(row["name"].startswith("missing_modalities: ") for row in rows)
+    assert "target met" in missing_modalities.summary(results)
