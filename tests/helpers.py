@@ -251,3 +251,27 @@ def check_missing_modalities(name, directory=None):
     if y is not None:
         logs = model.train_on_batch(x, y, return_dict=True)
         assert np.isfinite(logs["loss"])
+
+
+def check_modality_dropout(name):
+    """``modality_dropout=p`` on any model: a ``ModalityDropout`` that acts while training only.
+
+    At inference the model is the plain one, weight for weight; a training step runs.
+    Models of one modality refuse it, naming the option.
+    """
+    from mmzoo.layers import ModalityDropout
+    from mmzoo.models.presence import modalities_of
+
+    plain = build_small(name)
+    if len(set(modalities_of(list(plain.input)).values())) < 2:
+        with pytest.raises(ValueError, match=r"modality_dropout=0.5 needs a model of two or more modalities"):
+            build_small(name, modality_dropout=0.5)
+        return
+    model = build_small(name, modality_dropout=0.5)
+    assert sorted(model.input) == sorted(plain.input)  # no flags without missing_modalities
+    assert any(isinstance(layer, ModalityDropout) for layer in model.layers)
+    plain.set_weights(model.get_weights())
+    x, y = mmzoo.dummy_batch(model, batch_size=4, seed=1)
+    assert_outputs_close(plain(x, training=False), model(x, training=False), atol=1e-5)
+    if y is not None:
+        assert np.isfinite(model.train_on_batch(x, y, return_dict=True)["loss"])

@@ -14,6 +14,7 @@ from helpers import (
     check_freeze_keeps_the_encoders,
     check_learns_the_embedded_data,
     check_missing_modalities,
+    check_modality_dropout,
     check_preset_round_trip,
     check_saved_model_round_trip,
 )
@@ -95,3 +96,8 @@ def test_every_weight_gets_a_gradient(name):
 @pytest.mark.parametrize("name", models())
 def test_missing_modalities_have_no_effect(name):
     check_missing_modalities(name)
+
+
+@pytest.mark.parametrize("name", models())
+def test_modality_dropout_acts_while_training_only(name):
+    check_modality_dropout(name)

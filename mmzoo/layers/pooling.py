@@ -149,3 +149,25 @@ class PresenceGate(layers.Layer):
 
     def compute_output_shape(self, vectors_shape, present_shape):
         return tuple(vectors_shape)
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class AllPresent(layers.Layer):
+    """``(batch,)`` ones, one per example of its input: every modality present (no flags given).
+
+    What :mod:`mmzoo.models.presence` gates with when a model drops modalities while
+    training (``modality_dropout``) but takes no ``<modality>_present`` flags.
+
+    Example:
+    >>> keras.ops.convert_to_numpy(AllPresent()(keras.ops.zeros((3, 2)))).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    def call(self, inputs):
+        return ops.ones((ops.shape(inputs)[0],), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((inputs.shape[0],), dtype="float32")

@@ -22,7 +22,7 @@ from mmzoo.validation import (  # noqa: F401
 # Keyword arguments a model passes through to `keras.Model`, and those every model takes
 # from this base class (`missing_modalities`: see mmzoo.models.presence).
 _KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
-_BASE_ARGUMENTS = ("missing_modalities",)
+_BASE_ARGUMENTS = ("missing_modalities", "modality_dropout")
 
 # What a target looks like for each kind of output, the loss that trains it and its metric.
 # An output of kind None has no target: it is for inspection or inference only.
@@ -246,13 +246,17 @@ class MultimodalModel(keras.Model):
         metric_only_outputs=(),
         token_ranges=None,
         missing_modalities=False,
+        modality_dropout=0.0,
         **kwargs,
     ):
         check_bool("missing_modalities", missing_modalities)
-        if missing_modalities:
+        check_rate("modality_dropout", modality_dropout)
+        if missing_modalities or modality_dropout:
             from mmzoo.models.presence import add_presence_inputs
 
-            inputs, outputs = add_presence_inputs(type(self).__name__, inputs, outputs)
+            inputs, outputs = add_presence_inputs(
+                type(self).__name__, inputs, outputs, flags=missing_modalities, modality_dropout=modality_dropout
+            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.targets = targets
         self.metric_only_outputs = tuple(metric_only_outputs)

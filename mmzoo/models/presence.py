@@ -17,6 +17,10 @@ a missing modality as a zero token.
 The modalities are the input names, less an ``_input`` suffix (``image_input`` is
 ``image``); an input ``K_mask`` belongs to ``K`` (its padding mask).
 
+The same gates give every multimodal model ``modality_dropout=p``: while training, a
+:class:`ModalityDropout` drops each (present) modality of each example with probability
+``p`` (never an example's last one) by turning its flag to 0; at inference it does nothing.
+
 Example:
 >>> import mmzoo
 >>> model = mmzoo.build("concat_fusion", missing_modalities=True)
@@ -27,8 +31,10 @@ Example:
 import keras
 from keras import tree
 
-from mmzoo.layers.fusion import ModalityFusion
-from mmzoo.layers.pooling import PresenceGate
+from keras import layers
+
+from mmzoo.layers.fusion import ModalityDropout, ModalityFusion
+from mmzoo.layers.pooling import AllPresent, PresenceGate
 
 PRESENT_SUFFIX = "_present"
 
@@ -58,13 +64,17 @@ def _graph_nodes(inputs, outputs):
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
-def add_presence_inputs(model_name, inputs, outputs):
+def add_presence_inputs(model_name, inputs, outputs, flags=True, modality_dropout=0.0):
     """``(inputs with the <modality>_present inputs added, outputs recomputed through presence gates)``.
 
     Args:
         model_name: named in errors.
         inputs: the model's dict of ``keras.Input`` tensors.
         outputs: its output tensors (any structure).
+        flags: add the ``<modality>_present`` inputs (``missing_modalities=True``); False: every
+            modality counts as present (for ``modality_dropout`` alone).
+        modality_dropout: while training, the probability of dropping each modality of each
+            example (0: none).
 
     Raises:
         ValueError: the model has one modality, or already has an input named like a flag.
@@ -74,14 +84,27 @@ def add_presence_inputs(model_name, inputs, outputs):
     groups = modalities_of(list(inputs))
     modalities = list(dict.fromkeys(groups.values()))
     if len(modalities) < 2:
+        option = "missing_modalities=True" if flags else f"modality_dropout={modality_dropout}"
         raise ValueError(
-            f"{model_name} takes one modality ({modalities[0]!r}): missing_modalities=True needs a model of two "
-            f"or more modalities. Received: missing_modalities=True"
+            f"{model_name} takes one modality ({modalities[0]!r}): {option} needs a model of two "
+            f"or more modalities. Received: {option}"
         )
     clash = [f"{m}{PRESENT_SUFFIX}" for m in modalities if f"{m}{PRESENT_SUFFIX}" in inputs]
     if clash:
         raise ValueError(f"{model_name} already has the input(s) {clash}; it handles missing modalities itself")
-    present = {m: keras.Input((), name=f"{m}{PRESENT_SUFFIX}") for m in modalities}
+    if flags:
+        present = {m: keras.Input((), name=f"{m}{PRESENT_SUFFIX}") for m in modalities}
+        flag_inputs = {f"{m}{PRESENT_SUFFIX}": present[m] for m in modalities}
+    else:
+        flag_inputs = {}
+        first = next(iter(inputs.values()))
+        present = {m: AllPresent(name=f"{m}_all_present")(first) for m in modalities}
+    if modality_dropout:
+        columns = [layers.Reshape((1,), name=f"{m}_present_column")(present[m]) for m in modalities]
+        _, kept = ModalityDropout(modality_dropout, name="modality_dropout")(
+            columns, present=[present[m] for m in modalities]
+        )
+        present = dict(zip(modalities, kept))
     nodes = _graph_nodes(inputs, outputs)
 
     # Which modalities each tensor of the graph depends on.
@@ -122,14 +145,14 @@ def add_presence_inputs(model_name, inputs, outputs):
         args, kwargs = node.arguments.fill_in(rebuilt)
         operation = node.operation
         if isinstance(operation, ModalityFusion) and args and "present" not in kwargs:
-            flags = _flags_for(node.arguments.args[0], single, present)
-            if flags is not None:
-                kwargs = {**kwargs, "present": flags}
+            fused = _flags_for(node.arguments.args[0], single, present)
+            if fused is not None:
+                kwargs = {**kwargs, "present": fused}
         result = operation(*args, **kwargs)
         for old, new in zip(node.outputs, tree.flatten(result)):
             rebuilt[id(old)] = gate(new, boundary[id(old)]) if id(old) in boundary else new
     new_outputs = tree.map_structure(lambda tensor: rebuilt[id(tensor)], outputs)
-    return {**inputs, **{f"{m}{PRESENT_SUFFIX}": present[m] for m in modalities}}, new_outputs
+    return {**inputs, **flag_inputs}, new_outputs
 
 
 def _flags_for(vectors, single, present):
