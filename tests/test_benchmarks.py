@@ -87,19 +87,16 @@ def test_bad_arguments_are_refused_with_a_message(module_name, argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_real_data_benchmark_runs_on_a_tiny_folder(tmp_path):
-    """benchmarks/real_data.py end to end on PNG + WAV + TXT class folders written here."""
+def write_tiny_check_set(root):
+    """``root/{train,test}/{one,two}/<i>.png|.wav|.txt``: a bar, a tone and a caption per class."""
     import numpy as np
     import soundfile
     import tensorflow as tf
 
-    import real_data  # benchmarks/real_data.py
-
     rng = np.random.default_rng(0)
     for split, count in (("train", 8), ("test", 3)):
         for label, name in enumerate(("one", "two")):
-            folder = tmp_path / "data" / split / name
+            folder = root / split / name
             folder.mkdir(parents=True)
             for index in range(count):
                 image = (rng.random((16, 16, 1)) * 80).astype("uint8")
@@ -108,6 +105,14 @@ def test_real_data_benchmark_runs_on_a_tiny_folder(tmp_path):
                 t = np.arange(16000) / 16000
                 soundfile.write(folder / f"{index}.wav", 0.3 * np.sin(2 * np.pi * 400 * (label + 1) * t), 16000)
                 (folder / f"{index}.txt").write_text(f"{name} {rng.choice(['red', 'green', 'blue'])} thing")
+
+
+@pytest.mark.slow
+def test_real_data_benchmark_runs_on_a_tiny_folder(tmp_path):
+    """benchmarks/real_data.py end to end on PNG + WAV + TXT class folders written here."""
+    import real_data  # benchmarks/real_data.py
+
+    write_tiny_check_set(tmp_path / "data")
     output = tmp_path / "rows.json"
     results = real_data.main(["--data", str(tmp_path / "data"), "--quick", "--epochs", "1", "--image-size", "16",
                               "--batch-size", "4", "--output", str(output)])
@@ -130,24 +135,9 @@ def test_real_data_benchmark_runs_on_a_tiny_folder(tmp_path):
 @pytest.mark.slow
 def test_missing_modalities_benchmark_runs_on_a_tiny_folder(tmp_path):
     """benchmarks/missing_modalities.py end to end on a tiny folder of PNG + WAV + TXT files."""
-    import numpy as np
-    import soundfile
-    import tensorflow as tf
-
     import missing_modalities  # benchmarks/missing_modalities.py
 
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("test", 3)):
-        for label, name in enumerate(("one", "two")):
-            folder = tmp_path / "data" / split / name
-            folder.mkdir(parents=True)
-            for index in range(count):
-                image = (rng.random((16, 16, 1)) * 80).astype("uint8")
-                image[:, 2 + 8 * label : 6 + 8 * label] = 255
-                (folder / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
-                t = np.arange(16000) / 16000
-                soundfile.write(folder / f"{index}.wav", 0.3 * np.sin(2 * np.pi * 400 * (label + 1) * t), 16000)
-                (folder / f"{index}.txt").write_text(f"{name} {rng.choice(['red', 'green', 'blue'])} thing")
+    write_tiny_check_set(tmp_path / "data")
     output = tmp_path / "rows.json"
     results = missing_modalities.main(["--data", str(tmp_path / "data"), "--epochs", "1", "--image-size", "16",
                                        "--batch-size", "4", "--output", str(output)])
