@@ -42,6 +42,10 @@ SCRIPT = textwrap.dedent(
     preset = mmzoo.build(sys.argv[3])  # a preset saved on TensorFlow, rebuilt and loaded on JAX
     results["__preset__"] = np.asarray(preset(x)).tolist()
     results["__frozen__"] = mmzoo.freeze(preset, "encoders")
+    config = mmzoo.registry.get_entry("fusion_classifier").test_config
+    masked = mmzoo.build("fusion_classifier", missing_modalities=True, fusion="gating", **config)
+    x, y = mmzoo.dummy_batch(masked, batch_size=4)
+    results["__masked__"] = float(masked.train_on_batch(x, y, return_dict=True)["loss"])
     print(json.dumps(results))
     """
 )
@@ -65,6 +69,7 @@ def test_every_model_trains_on_jax_and_loads_a_tensorflow_keras_file(tmp_path):
     reloaded = np.asarray(results.pop("__reloaded__"))
     np.testing.assert_allclose(np.asarray(results.pop("__preset__")), model.predict(x, verbose=0), atol=1e-5)
     assert results.pop("__frozen__")
+    assert np.isfinite(results.pop("__masked__"))  # presence flags and modality dropout on JAX
     assert sorted(results) == mmzoo.list_models()
     assert all(np.isfinite(loss) for loss in results.values()), results
     np.testing.assert_allclose(reloaded, model.predict(x, verbose=0), atol=1e-5)
