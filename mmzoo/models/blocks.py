@@ -1,4 +1,43 @@
-"""Building blocks several model families compose: pretrained backbones (modality tokens: mmzoo.layers.fusion_names)."""
+"""Building blocks several model families compose: pretrained backbones, a fusion chosen by name.
+
+(Modality tokens and the fusion operators themselves: :mod:`mmzoo.layers.fusion_names`.)
+"""
+
+from keras import layers
+
+from mmzoo.layers.fusion_names import apply_fusion
+
+
+def fuse_by_name(fusion, vectors, width, name="fusion"):
+    """``vectors`` (a dict of ``(batch, features)`` modality vectors) fused by the operator named ``fusion``.
+
+    The document models whose fusion step is a choice call this for every choice but
+    the document's own (which keeps its layers, names and weights). The fusion
+    operators take vectors of one width: a vector of another width than ``width`` first
+    goes through ``Dense(width, relu)``, named ``<key>_to_fusion``; a vector of that
+    width already enters as it is.
+
+    Args:
+        fusion: a key of :data:`mmzoo.layers.fusion_names.FUSIONS`.
+        vectors: modality name -> vector, in the order the operator sees them.
+        width: the common width.
+        name: prefix of the fusion's layer names.
+
+    Returns:
+        The fused ``(batch, features)`` tensor.
+
+    Example:
+    >>> import keras
+    >>> vectors = {"image": keras.Input((32,)), "text": keras.Input((8,))}
+    >>> tuple(fuse_by_name("gmu", vectors, 16).shape)
+    (None, 16)
+    """
+    common = [
+        vector if vector.shape[-1] == width
+        else layers.Dense(width, activation="relu", name=f"{key}_to_fusion")(vector)
+        for key, vector in vectors.items()
+    ]
+    return apply_fusion(fusion, common, width, name=name)
 
 
 def imagenet_backbone(application, input_shape, weights, name, pooling="avg"):

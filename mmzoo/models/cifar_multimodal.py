@@ -3,9 +3,10 @@
 import keras
 from keras import layers
 
-from mmzoo.layers import ConcatFusion
+from mmzoo.layers import FUSIONS, ConcatFusion, apply_fusion
 from mmzoo.models.base import (
     MultimodalModel,
+    check_choice,
     check_image_shape,
     check_positive_int,
     classifier,
@@ -35,6 +36,8 @@ class CifarMultimodal(MultimodalModel):
         audio_dim: width of the ``audio`` feature vector.
         hidden_units: width of every dense layer.
         num_classes: classes of the softmax output.
+        fusion: how the three ``hidden_units`` vectors are fused: ``"concat"`` (the document)
+            or another key of :data:`mmzoo.layers.FUSIONS` (layers named ``fusion*``).
         missing_modalities: add the ``<modality>_present`` inputs (see above). False
             (default): the document's three inputs, every modality counts.
 
@@ -53,12 +56,14 @@ class CifarMultimodal(MultimodalModel):
         audio_dim=128,
         hidden_units=128,
         num_classes=10,
+        fusion="concat",
         **kwargs,
     ):
         image_shape = check_image_shape("image_shape", image_shape, minimum_size=10)
         for key, value in [("text_dim", text_dim), ("audio_dim", audio_dim),
                            ("hidden_units", hidden_units), ("num_classes", num_classes)]:
             check_positive_int(key, value)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         inputs = {
             "image": keras.Input(image_shape, name="image"),
             "text": keras.Input((text_dim,), name="text"),
@@ -71,7 +76,10 @@ class CifarMultimodal(MultimodalModel):
         image = layers.Dense(hidden_units, activation="relu")(layers.Flatten()(x))
         text = layers.Dense(hidden_units, activation="relu")(inputs["text"])
         audio = layers.Dense(hidden_units, activation="relu")(inputs["audio"])
-        merged = ConcatFusion()([image, text, audio])
+        if fusion == "concat":  # the document's
+            merged = ConcatFusion()([image, text, audio])
+        else:
+            merged = apply_fusion(fusion, [image, text, audio], hidden_units, name="fusion")
         merged = layers.Dense(hidden_units, activation="relu")(merged)
         outputs = classifier(num_classes)(merged)
         super().__init__(inputs=inputs, outputs=outputs, targets=target_kind(num_classes), **kwargs)
@@ -88,6 +96,8 @@ class CifarMultimodal(MultimodalModel):
         "categorical cross-entropy",
         "CIFAR-10 has no text or audio: the data pipeline zero-fills those inputs, "
         "never derives them from the label",
+        "option `fusion`: the three vectors fused by any operator of mmzoo.layers.FUSIONS instead of "
+        "concatenated",
         "option `missing_modalities`: `<modality>_present` flag inputs (cifar10(include_presence=True) "
         "yields them); a missing modality's branch is zeroed before the concatenation",
     ),

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from mmzoo.layers import CaffeImagePreprocessing, ConcatFusion, MaskedPooling
+from mmzoo.layers import FUSIONS, CaffeImagePreprocessing, ConcatFusion, MaskedPooling
 from mmzoo.models.base import (
     MultimodalModel,
     check_bool,
@@ -14,7 +14,7 @@ from mmzoo.models.base import (
     classifier,
     target_kind,
 )
-from mmzoo.models.blocks import imagenet_backbone
+from mmzoo.models.blocks import fuse_by_name, imagenet_backbone
 from mmzoo.registry import register_model
 
 VGG16_POOLINGS = ("flatten", "avg", "max")
@@ -85,7 +85,7 @@ class VGG16Features(MultimodalModel):
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class EarlyFusion(MultimodalModel):
-    """Visual, text and audio branches, each pooled to a vector, concatenated.
+    """Visual, text and audio branches, each pooled to a vector, concatenated (or fused by name).
 
     Document 004 §3.4: Conv2D(32, 3x3, relu) on ``visual``, Embedding(10000, 128)
     on the ``text`` token ids, Dense(128, relu) on the ``audio`` features, then
@@ -94,11 +94,18 @@ class EarlyFusion(MultimodalModel):
     embeddings over the real tokens (id 0 is padding), so the fused vector has
     ``filters + embedding_dim + audio_units`` features (288 by default).
 
+    ``fusion`` picks another fusion of the three vectors by name (any key of
+    :data:`mmzoo.layers.FUSIONS`): each branch whose width is not the widest of
+    ``filters``, ``embedding_dim`` and ``audio_units`` (128 by default) is first
+    projected to it by ``Dense(relu)`` (layer ``<branch>_to_fusion``), and the fused
+    vector has the operator's width (e.g. 128 for ``"weighted"``).
+
     With ``num_classes=None`` (the document) the output is the fused feature
     vector and the target kind is ``"regression"`` (mean squared error towards
     target feature vectors); with ``num_classes`` set, a classifier on the fused
     features is the output (sigmoid for 1, softmax otherwise). The fused features
-    are the output of the layer named ``"fused_features"`` either way.
+    are the output of the layer named ``"fused_features"`` either way, whatever the
+    ``fusion``.
 
     Args:
         visual_shape: shape of the ``visual`` input.
@@ -109,6 +116,8 @@ class EarlyFusion(MultimodalModel):
         filters: filters of the visual Conv2D.
         audio_units: width of the audio Dense layer.
         num_classes: None for the fused features only, or the classes of a head.
+        fusion: how the three branch vectors are fused: ``"concat"`` (the document) or
+            another key of :data:`mmzoo.layers.FUSIONS` (see above).
 
     Example:
     >>> import mmzoo
@@ -119,6 +128,9 @@ class EarlyFusion(MultimodalModel):
     >>> model = mmzoo.build("early_fusion", visual_shape=(32, 32, 3), num_classes=5)
     >>> tuple(model.predict(x, verbose=0).shape)
     (2, 5)
+    >>> model = mmzoo.build("early_fusion", visual_shape=(32, 32, 3), fusion="weighted")
+    >>> tuple(model.predict(x, verbose=0).shape)  # a convex combination of 128-wide vectors
+    (2, 128)
     """
 
     def __init__(
@@ -131,6 +143,7 @@ class EarlyFusion(MultimodalModel):
         filters=32,
         audio_units=128,
         num_classes=None,
+        fusion="concat",
         **kwargs,
     ):
         visual_shape = check_image_shape("visual_shape", visual_shape, minimum_size=3)
@@ -140,6 +153,7 @@ class EarlyFusion(MultimodalModel):
             check_positive_int(key, value)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         inputs = {
             "visual": keras.Input(visual_shape, name="visual"),
             "text": keras.Input((text_length,), dtype="int32", name="text"),
@@ -152,7 +166,13 @@ class EarlyFusion(MultimodalModel):
         )
         text = MaskedPooling("mean", name="text_pool")(text)
         audio = layers.Dense(audio_units, activation="relu", name="audio_dense")(inputs["audio"])
-        fused = ConcatFusion(dtype="float32", name="fused_features")([visual, text, audio])
+        if fusion == "concat":  # the document's
+            fused = ConcatFusion(dtype="float32", name="fused_features")([visual, text, audio])
+        else:
+            fused = fuse_by_name(
+                fusion, {"visual": visual, "text": text, "audio": audio}, max(filters, embedding_dim, audio_units)
+            )
+            fused = layers.Identity(dtype="float32", name="fused_features")(fused)
         if num_classes is None:
             outputs, targets = fused, "regression"
         else:
@@ -237,6 +257,8 @@ def vgg16_features(**kwargs):
         "feature map is averaged over space and the tokens over the real (unpadded) ids",
         "`text` is int32 token ids with 0 as padding (masked), as `TextVectorization` emits",
         "the fused features can be fitted (regression), and `num_classes` adds a classifier",
+        "option `fusion`: the three vectors fused by any operator of mmzoo.layers.FUSIONS instead of "
+        "concatenated (a narrower branch first projected to the widest one's width)",
     ),
     test_config={
         "visual_shape": (16, 16, 3),

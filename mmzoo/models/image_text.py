@@ -3,15 +3,17 @@
 import keras
 from keras import layers
 
-from mmzoo.layers import ConcatFusion, MaskedPooling, ModalityProjection
+from mmzoo.layers import FUSIONS, ConcatFusion, MaskedPooling, ModalityProjection
 from mmzoo.models.base import (
     MultimodalModel,
+    check_choice,
     check_image_shape,
     check_positive_int,
     check_rate,
     classifier,
     target_kind,
 )
+from mmzoo.models.blocks import fuse_by_name
 from mmzoo.registry import register_model
 
 
@@ -25,6 +27,12 @@ class ImageTextClassifier(MultimodalModel):
     and softmax. ``vocab_size``, ``embedding_dim`` and ``max_length``, undefined in
     the document, are arguments.
 
+    ``fusion`` picks another fusion of the image and text vectors by name (any key of
+    :data:`mmzoo.layers.FUSIONS`): each is first projected to 128, the width of the
+    document's Dense(128) after the fusion (the flattened image map is much wider: 2048
+    values at 32x32), by ``Dense(relu)`` (layers ``image_to_fusion``, ``text_to_fusion``;
+    a 128-wide text vector enters as it is).
+
     Args:
         input_shape: shape of the ``image`` input.
         vocab_size: size of the token vocabulary (id 0 is padding).
@@ -32,11 +40,16 @@ class ImageTextClassifier(MultimodalModel):
         max_length: tokens per ``text_input`` sequence.
         num_classes: classes of the softmax output (1 gives a sigmoid output).
         dropout: rate of both dropout layers.
+        fusion: how the image and text vectors are fused: ``"concat"`` (the document) or
+            another key of :data:`mmzoo.layers.FUSIONS` (see above).
 
     Example:
     >>> import mmzoo
     >>> model = mmzoo.build("image_text_classifier", input_shape=(32, 32, 3), num_classes=3)
     >>> x, y = mmzoo.dummy_batch(model, batch_size=2)
+    >>> tuple(model.predict(x, verbose=0).shape)
+    (2, 3)
+    >>> model = mmzoo.build("image_text_classifier", input_shape=(32, 32, 3), num_classes=3, fusion="film")
     >>> tuple(model.predict(x, verbose=0).shape)
     (2, 3)
     """
@@ -49,6 +62,7 @@ class ImageTextClassifier(MultimodalModel):
         max_length=256,
         num_classes=10,
         dropout=0.5,
+        fusion="concat",
         **kwargs,
     ):
         input_shape = check_image_shape("input_shape", input_shape, minimum_size=8)
@@ -56,6 +70,7 @@ class ImageTextClassifier(MultimodalModel):
                            ("max_length", max_length), ("num_classes", num_classes)]:
             check_positive_int(key, value)
         check_rate("dropout", dropout)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         inputs = {
             "image": keras.Input(input_shape, name="image"),
             "text_input": keras.Input((max_length,), dtype="int32", name="text_input"),
@@ -68,7 +83,10 @@ class ImageTextClassifier(MultimodalModel):
         text = layers.Embedding(vocab_size, embedding_dim, mask_zero=True)(inputs["text_input"])
         text = layers.Dropout(dropout)(text)
         text = MaskedPooling("mean")(text)
-        x = ConcatFusion()([image, text])
+        if fusion == "concat":  # the document's
+            x = ConcatFusion()([image, text])
+        else:
+            x = fuse_by_name(fusion, {"image": image, "text": text}, 128)
         x = layers.Dense(128, activation="relu")(x)
         x = layers.Dropout(dropout)(x)
         outputs = classifier(num_classes)(x)
@@ -94,6 +112,8 @@ class ImageTextClassifier(MultimodalModel):
         "`ImageDataGenerator(color_mode=3)` and a validation subset without a split; "
         "images come from `image_dataset_from_directory` with a seeded split and text "
         "from a `TextVectorization` adapted on the training split only",
+        "option `fusion`: image and text fused by any operator of mmzoo.layers.FUSIONS instead of "
+        "concatenated (both first brought to 128, the width of the Dense layer after the fusion)",
     ),
     test_config={"input_shape": (32, 32, 3), "vocab_size": 50, "embedding_dim": 8, "max_length": 12},
 )
@@ -117,6 +137,12 @@ class MIMO(MultimodalModel):
     The ``fused`` output, the mean of the three predictions, is measured but adds
     no loss, so the training loss is exactly the document's sum.
 
+    ``fusion`` picks how the three projections make the joint representation (before
+    its Dense layer, ``joint``): ``"concat"`` (layer ``joint_concat``) or any other key of
+    :data:`mmzoo.layers.FUSIONS` (layers named ``joint_fusion*``; the projections share
+    the width ``hidden_units`` already). Each head still sees its own projection
+    concatenated with the joint representation.
+
     Args:
         text_dim: width of the ``text`` features (word-embedding vectors).
         image_dim: width of the ``image`` features (CNN features).
@@ -124,6 +150,9 @@ class MIMO(MultimodalModel):
         hidden_units: width of each modality projection and of the joint layer.
         num_classes: classes of each head (1 gives sigmoid heads).
         dropout: dropout after each projection.
+        fusion: how the joint representation is made: ``"concat"`` (the document's
+            joint representation, a concatenation) or another key of
+            :data:`mmzoo.layers.FUSIONS`.
 
     Example:
     >>> import mmzoo
@@ -131,6 +160,9 @@ class MIMO(MultimodalModel):
     >>> x, y = mmzoo.dummy_batch(model, batch_size=2)
     >>> sorted(model.predict(x, verbose=0))
     ['audio', 'fused', 'image', 'text']
+    >>> model = mmzoo.build("mimo", fusion="attention")
+    >>> model.predict(x, verbose=0)["fused"].shape
+    (2, 10)
     """
 
     def __init__(
@@ -141,6 +173,7 @@ class MIMO(MultimodalModel):
         hidden_units=128,
         num_classes=10,
         dropout=0.2,
+        fusion="concat",
         **kwargs,
     ):
         widths = {"text": text_dim, "image": image_dim, "audio": audio_dim}
@@ -148,12 +181,17 @@ class MIMO(MultimodalModel):
                            ("hidden_units", hidden_units), ("num_classes", num_classes)]:
             check_positive_int(key, value)
         check_rate("dropout", dropout)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         inputs = {key: keras.Input((widths[key],), name=key) for key in MIMO_MODALITIES}
         projected = {
             key: ModalityProjection(hidden_units, dropout=dropout, name=f"{key}_projection")(inputs[key])
             for key in MIMO_MODALITIES
         }
-        joint = ConcatFusion(name="joint_concat")([projected[key] for key in MIMO_MODALITIES])
+        if fusion == "concat":  # the document's
+            joint = ConcatFusion(name="joint_concat")([projected[key] for key in MIMO_MODALITIES])
+        else:
+            joint = fuse_by_name(fusion, {key: projected[key] for key in MIMO_MODALITIES}, hidden_units,
+                                 name="joint_fusion")
         joint = layers.Dense(hidden_units, activation="relu", name="joint")(joint)
         outputs = {
             key: classifier(num_classes, name=f"{key}_head")(
@@ -182,6 +220,8 @@ class MIMO(MultimodalModel):
         "modality projections, a joint representation, one head per modality",
         "the summed loss is Keras' sum of per-output losses; the `fused` output "
         "(mean of the three heads) is reported but carries no loss",
+        "option `fusion`: the joint representation made by any operator of mmzoo.layers.FUSIONS "
+        "instead of a concatenation",
     ),
     test_config={"text_dim": 12, "image_dim": 16, "audio_dim": 8, "hidden_units": 32, "num_classes": 3},
 )

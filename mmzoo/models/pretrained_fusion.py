@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from mmzoo.layers import CaffeImagePreprocessing, MaskedPooling, ModalityProjection, WeightedSumFusion
+from mmzoo.layers import FUSIONS, CaffeImagePreprocessing, MaskedPooling, ModalityProjection, WeightedSumFusion
 from mmzoo.layers.fusion_names import stack_modalities, unstack_modalities
 from mmzoo.models.base import (
     MultimodalModel,
@@ -14,7 +14,7 @@ from mmzoo.models.base import (
     classifier,
     target_kind,
 )
-from mmzoo.models.blocks import imagenet_backbone
+from mmzoo.models.blocks import fuse_by_name, imagenet_backbone
 from mmzoo.registry import register_model
 
 MODALITIES = ("image", "text", "audio")
@@ -29,7 +29,12 @@ class PretrainedFusion(MultimodalModel):
     three projections attend to each other as tokens (multi-head self-attention with
     a residual connection). The attended tokens are combined by a weighted sum whose
     weights sum to 1, initialised to the document's ``alpha = 0.5`` for all three
-    (normalised to 1/3 each) and learned.
+    (normalised to 1/3 each) and learned (layer ``weighted_fusion``).
+
+    ``fusion`` picks another combination of the three attended tokens by name (any key
+    of :data:`mmzoo.layers.FUSIONS`, layers named ``fusion*``): the self-attention stays,
+    and the tokens, all ``projection_dim`` wide, go to that operator instead of the
+    weighted sum. ``"weighted"`` is the document's weighted sum described above.
 
     Args:
         input_shape: shape of the ``image`` input, RGB in [0, 1].
@@ -42,11 +47,17 @@ class PretrainedFusion(MultimodalModel):
         num_classes: 1 for the document's sigmoid output, more for a softmax.
         weights: ``None`` (random initialisation, no download) or ``"imagenet"`` for both towers.
         freeze_backbones: keep VGG16 and ResNet50 fixed (for fine-tuning with ImageNet weights).
+        fusion: how the attended modality tokens are combined: ``"weighted"`` (the
+            document) or another key of :data:`mmzoo.layers.FUSIONS` (see above).
 
     Example:
     >>> import mmzoo
     >>> model = mmzoo.build("pretrained_fusion", input_shape=(32, 32, 3), audio_shape=(32, 32, 1))
     >>> x, y = mmzoo.dummy_batch(model, batch_size=2)
+    >>> tuple(model.predict(x, verbose=0).shape)
+    (2, 1)
+    >>> model = mmzoo.build("pretrained_fusion", input_shape=(32, 32, 3), audio_shape=(32, 32, 1),
+    ...                     fusion="gating")
     >>> tuple(model.predict(x, verbose=0).shape)
     (2, 1)
     """
@@ -63,6 +74,7 @@ class PretrainedFusion(MultimodalModel):
         num_classes=1,
         weights=None,
         freeze_backbones=False,
+        fusion="weighted",
         **kwargs,
     ):
         input_shape = check_image_shape("input_shape", input_shape, minimum_size=32, channels=3)
@@ -73,6 +85,7 @@ class PretrainedFusion(MultimodalModel):
             check_positive_int(key, value)
         check_choice("weights", weights, (None, "imagenet"))
         check_bool("freeze_backbones", freeze_backbones)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         inputs = {
             "image": keras.Input(input_shape, name="image"),
             "text": keras.Input((text_length,), dtype="int32", name="text"),
@@ -99,9 +112,13 @@ class PretrainedFusion(MultimodalModel):
             num_heads=num_heads, key_dim=max(1, projection_dim // num_heads), name="modality_attention"
         )(tokens, tokens)
         tokens = layers.LayerNormalization(name="attention_norm")(layers.Add()([tokens, attended]))
-        fused = WeightedSumFusion(
-            modality_weights=(0.5, 0.5, 0.5), learn_weights=True, name="weighted_fusion"
-        )(unstack_modalities(tokens, len(MODALITIES)))
+        attended = dict(zip(MODALITIES, unstack_modalities(tokens, len(MODALITIES))))
+        if fusion == "weighted":  # the document's
+            fused = WeightedSumFusion(
+                modality_weights=(0.5, 0.5, 0.5), learn_weights=True, name="weighted_fusion"
+            )(list(attended.values()))
+        else:
+            fused = fuse_by_name(fusion, attended, projection_dim)
         outputs = classifier(num_classes)(fused)
         super().__init__(
             inputs=inputs,
@@ -127,6 +144,8 @@ class PretrainedFusion(MultimodalModel):
         "summing to 1.5; each modality is projected to one width and the weights are "
         "normalised to sum to 1 (and learned)",
         "the self-attention output was computed and then ignored; the fusion uses it",
+        "option `fusion`: the attended tokens combined by any operator of mmzoo.layers.FUSIONS "
+        "instead of the weighted sum",
         "VGG16/ResNet50 downloaded ImageNet weights implicitly; weights=None by default, "
         "weights='imagenet' fails with a clear message offline",
     ),

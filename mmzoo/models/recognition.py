@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from mmzoo.layers import AttentionPooling, ConcatFusion, MaskedPooling
+from mmzoo.layers import FUSIONS, AttentionPooling, ConcatFusion, MaskedPooling
 from mmzoo.models.base import (
     MultimodalModel,
     check_bool,
@@ -12,6 +12,7 @@ from mmzoo.models.base import (
     classifier,
     target_kind,
 )
+from mmzoo.models.blocks import fuse_by_name
 from mmzoo.registry import register_model
 from mmzoo.validation import check_filters
 
@@ -135,7 +136,7 @@ def audio_encoder(mfcc, audio_units, name="audio", mask=None):
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class EmotionRecognition(MultimodalModel):
-    """Text tokens, MFCC audio and a face image, each pooled to a vector, concatenated, softmax over emotions.
+    """Text tokens, MFCC audio and a face image, each pooled to a vector, concatenated (or fused by name), softmax.
 
     Document 004 §5.1: token embeddings (Embedding(vocabulary_size, embedding_size))
     averaged over the real tokens (id 0 is padding); Dense(128, relu) on the MFCC
@@ -144,6 +145,12 @@ class EmotionRecognition(MultimodalModel):
     basic emotions, 48x48 grey faces as in FER-2013, by default). Labels are integer
     emotion ids. The document gives no values for its size names; those of its §3
     (10 tokens, a 10000-word vocabulary, 128-wide embeddings and audio) are the defaults.
+
+    ``fusion`` picks another fusion of the three vectors by name (any key of
+    :data:`mmzoo.layers.FUSIONS`): each vector whose width is not the widest of
+    ``embedding_size``, ``audio_units`` and ``conv_filters[-1]`` (128 by default) is
+    first projected to it by ``Dense(relu)`` (layer ``<modality>_to_fusion``), and the
+    operator's output (layers named ``fusion*``) feeds the softmax.
 
     Args:
         sequence_length: tokens per ``text`` sequence.
@@ -163,6 +170,8 @@ class EmotionRecognition(MultimodalModel):
         audio_mask: add an ``audio_mask`` input, float32 ``(mfcc_frames,)``, 1.0 on the real
             MFCC frames and 0.0 on padding: the mean over time leaves the padded frames out,
             whatever they hold. Needs ``mfcc_frames``. False (default): every frame counts.
+        fusion: how the text, audio and image vectors are fused: ``"concat"`` (the
+            document) or another key of :data:`mmzoo.layers.FUSIONS` (see above).
 
     Example:
     >>> import mmzoo
@@ -170,6 +179,9 @@ class EmotionRecognition(MultimodalModel):
     >>> x, y = mmzoo.dummy_batch(model, batch_size=2)
     >>> {key: value.shape for key, value in sorted(x.items())}
     {'audio': (2, 20, 128), 'image': (2, 48, 48, 1), 'text': (2, 10)}
+    >>> tuple(model.predict(x, verbose=0).shape)
+    (2, 7)
+    >>> model = mmzoo.build("emotion", mfcc_frames=20, fusion="gmu")
     >>> tuple(model.predict(x, verbose=0).shape)
     (2, 7)
     """
@@ -188,12 +200,14 @@ class EmotionRecognition(MultimodalModel):
         audio_units=128,
         num_emotions=7,
         audio_mask=False,
+        fusion="concat",
         **kwargs,
     ):
         check_text_arguments(sequence_length, vocabulary_size, embedding_size)
         check_audio_arguments(mfcc_features_size, mfcc_frames, audio_units, audio_mask)
         conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
         check_positive_int("num_emotions", num_emotions)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         inputs = {
             "text": text_input(sequence_length),
             "audio": audio_input(mfcc_features_size, mfcc_frames),
@@ -204,7 +218,11 @@ class EmotionRecognition(MultimodalModel):
         text = text_encoder(inputs["text"], vocabulary_size, embedding_size)
         audio = audio_encoder(inputs["audio"], audio_units, mask=inputs.get("audio_mask"))
         image = image_encoder(inputs["image"], conv_filters)
-        merged = ConcatFusion(name="merged_embedding")([text, audio, image])
+        if fusion == "concat":  # the document's
+            merged = ConcatFusion(name="merged_embedding")([text, audio, image])
+        else:
+            width = max(embedding_size, audio_units, conv_filters[-1])
+            merged = fuse_by_name(fusion, {"text": text, "audio": audio, "image": image}, width)
         outputs = classifier(num_emotions, name="emotion")(merged)
         super().__init__(
             inputs=inputs,
@@ -229,6 +247,12 @@ class FaceRecognition(MultimodalModel):
     the dot product of their embeddings; it has no target of its own). The document
     gives no sizes; 64x64 RGB faces and 16-frame clips are the defaults.
 
+    ``fusion`` picks another fusion of the three vectors by name (any key of
+    :data:`mmzoo.layers.FUSIONS`): each vector whose width is not the wider of
+    ``conv_filters[-1]`` and ``audio_units`` (128 by default) is first projected to it
+    by ``Dense(relu)`` (layer ``<modality>_to_fusion``), and the operator's output
+    (layers named ``fusion*``) is projected to the identity embedding.
+
     Args:
         image_height: height of the ``image`` input and of each video frame.
         image_width: width of the ``image`` input and of each video frame.
@@ -252,6 +276,8 @@ class FaceRecognition(MultimodalModel):
         audio_mask: add an ``audio_mask`` input, float32 ``(mfcc_frames,)``, 1.0 on the real
             MFCC frames and 0.0 on padding: the mean over time leaves the padded frames out.
             Needs ``mfcc_frames``.
+        fusion: how the image, audio and video vectors are fused: ``"concat"`` (the
+            document) or another key of :data:`mmzoo.layers.FUSIONS` (see above).
 
     Example:
     >>> import mmzoo
@@ -262,6 +288,10 @@ class FaceRecognition(MultimodalModel):
     >>> outputs = model.predict(x, verbose=0)
     >>> outputs["face"].shape, outputs["embedding"].shape
     ((2, 10), (2, 128))
+    >>> model = mmzoo.build("face_recognition", image_height=16, image_width=16, frame_count=4,
+    ...                     fusion="cross_attention")
+    >>> model.predict(x, verbose=0)["embedding"].shape
+    (2, 128)
     """
 
     def __init__(
@@ -279,6 +309,7 @@ class FaceRecognition(MultimodalModel):
         num_faces=10,
         video_mask=False,
         audio_mask=False,
+        fusion="concat",
         **kwargs,
     ):
         conv_filters = check_image_arguments(image_height, image_width, image_channels, conv_filters)
@@ -288,6 +319,7 @@ class FaceRecognition(MultimodalModel):
         check_choice("temporal_pooling", temporal_pooling, TEMPORAL_POOLING)
         check_positive_int("embedding_dim", embedding_dim)
         check_positive_int("num_faces", num_faces)
+        check_choice("fusion", fusion, tuple(FUSIONS))
         frame_shape = (image_height, image_width, image_channels)
         inputs = {
             "image": image_input(*frame_shape),
@@ -307,7 +339,11 @@ class FaceRecognition(MultimodalModel):
         else:
             pooling = MaskedPooling(temporal_pooling, name="temporal_pool")
         video = pooling(frames, mask=inputs.get("video_mask"))
-        merged = ConcatFusion(name="merged_embedding")([image, audio, video])
+        if fusion == "concat":  # the document's
+            merged = ConcatFusion(name="merged_embedding")([image, audio, video])
+        else:
+            width = max(conv_filters[-1], audio_units)
+            merged = fuse_by_name(fusion, {"image": image, "audio": audio, "video": video}, width)
         identity = layers.Dense(embedding_dim, name="identity")(merged)
         outputs = {
             "face": classifier(num_faces, name="face")(identity),
@@ -337,6 +373,10 @@ AUDIO_MASK_OPTION = (
 _UNDEFINED_CORRECTION = (
     "{names} were undefined; they are arguments (document 004 §3's sizes where it has them)"
 )
+FUSION_OPTION = (
+    "option `fusion`: the three modality vectors fused by any operator of mmzoo.layers.FUSIONS instead "
+    "of concatenated (a narrower vector first projected to the widest one's width)"
+)
 
 
 @register_model(
@@ -352,6 +392,7 @@ _UNDEFINED_CORRECTION = (
         ),
         "option `mfcc_frames`: audio as a sequence of MFCC frames, averaged over time after the Dense layer",
         AUDIO_MASK_OPTION,
+        FUSION_OPTION,
     ),
     test_config={
         "sequence_length": 6, "vocabulary_size": 30, "embedding_size": 8, "mfcc_features_size": 64,
@@ -377,6 +418,7 @@ def emotion(**kwargs):
         "yield with video_pad='zeros'); padded frames take no part in the temporal pooling",
         "option `mfcc_frames`: audio as a sequence of MFCC frames, averaged over time after the Dense layer",
         AUDIO_MASK_OPTION,
+        FUSION_OPTION,
         _UNDEFINED_CORRECTION.format(
             names="the image size, `frame_count`, `mfcc_features_size` and `num_faces`"
         ),
