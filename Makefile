@@ -12,8 +12,10 @@ install:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 
+# The unreliable task (one clean modality per example, every modality there): on the default
+# redundant data the model reaches its best validation accuracy in epoch 1; here it learns over all five.
 run: install
-	$(PYTHON) -m mmzoo train attention_fusion --epochs 5 --export-dir saved_models
+	$(PYTHON) -m mmzoo train attention_fusion --task unreliable --reliability 1 --epochs 5 --export-dir saved_models
 
 # pytest exits 5 when it collects no test: an empty run proves nothing, so it fails.
 test: install system-deps

@@ -149,3 +149,80 @@ def test_missing_modalities_benchmark_runs_on_a_tiny_folder(tmp_path):
     check_rows(rows)
     assert len(rows) == 4 and all(row["name"].startswith("missing_modalities: ") for row in rows)
     assert "target met" in missing_modalities.summary(results)
+
+
+@pytest.mark.slow
+def test_fusion_tasks_benchmark_runs_at_tiny_sizes(tmp_path, capsys):
+    """benchmarks/fusion_tasks.py end to end: the three tasks, two fusions, linear heads on interaction, the targets
+    (attention is both multiplicative and gated, concat additive with fixed weights: every target is checked)."""
+    import fusion_tasks  # benchmarks/fusion_tasks.py
+
+    output = tmp_path / "rows.json"
+    results, checks = fusion_tasks.main(["--tiny", "--fusions", "concat", "attention", "--output", str(output)])
+    fusions = ["concat", "attention"]
+    assert list(results) == ["redundant", "interaction", "unreliable"]
+    for task, result in results.items():
+        assert 0.0 < result["chance"] <= result["best possible"] <= 1.0, task
+        linear = [f"{fusion} + linear head" for fusion in fusions] if task == "interaction" else []
+        assert list(result["runs"]) == fusions + linear, task
+        assert all(len(values) == 1 and 0.0 <= values[0] <= 1.0 for values in result["runs"].values()), task
+    assert [name.split(" (")[0] for name, _, _ in checks] == [
+        "interaction: concat + linear head within 5 points of chance",
+        "interaction: two or more multiplicative/tensor/attention fusions at >= 90% of the best possible",
+        "interaction: two or more multiplicative/tensor/attention fusions at >= 90% of the best possible",
+        "unreliable: a gated fusion beats every fixed-weight fusion by >= 3 points",
+    ]
+    printed = capsys.readouterr().out
+    assert "| fusion (1 seed, test accuracy) | redundant | interaction | unreliable |" in printed
+    assert "| concat + linear head | - |" in printed  # no linear heads on the redundant task
+    assert printed.count("PASS: ") + printed.count("FAIL: ") == len(checks)
+    rows = json.loads(output.read_text())
+    check_rows(rows)
+    assert len(rows) == 3 * 2 + 2 and rows[0]["name"] == "fusion_tasks: redundant: concat"
+
+
+def test_fusion_tasks_best_possible_accuracy_is_the_bayes_classifiers():
+    """The ceiling the benchmark reports: close to the docstring's formulas, and far from the truth on wrong labels."""
+    import numpy as np
+
+    import fusion_tasks
+
+    args = fusion_tasks.parse_args([])
+    best = {}
+    for task in fusion_tasks.TASKS:
+        x, _, latents = fusion_tasks.data(task, "test", 3000, 0, args)
+        best[task] = fusion_tasks.bayes_accuracy(task, x, latents["labels"], 0, args)
+        shuffled = np.random.default_rng(0).permutation(latents["labels"])
+        assert abs(fusion_tasks.bayes_accuracy(task, x, shuffled, 0, args) - 0.5) < 0.05, task
+    # 3 modalities, 2 classes: a guess where all are missing (1/64 of the examples); the others read without error
+    assert abs(best["redundant"] - (1 - 0.25**3 / 2)) < 0.01, best
+    assert 0.95 < best["interaction"] <= 1.0 and 0.95 < best["unreliable"] <= 1.0, best
+
+
+def test_fusion_tasks_targets_pass_and_fail_on_the_numbers():
+    import fusion_tasks
+
+    def results(concat_linear, product, tensor, gating, weighted):
+        runs = {"concat + linear head": [concat_linear], "product": [product], "tensor": [tensor], "film": [0.5],
+                "gating": [gating], "weighted": [weighted], "concat": [weighted]}
+        return {"interaction": {"chance": 0.5, "best possible": 1.0, "runs": runs},
+                "unreliable": {"chance": 0.5, "best possible": 1.0, "runs": runs}}
+
+    passed = [ok for _, ok, _ in fusion_tasks.targets(results(0.52, 0.95, 0.91, 0.90, 0.86))]
+    assert passed == [True, True, True]
+    passed = [ok for _, ok, _ in fusion_tasks.targets(results(0.60, 0.95, 0.85, 0.88, 0.86))]
+    assert passed == [False, False, False]  # 10 points from chance; one fusion at 90%; a 2-point margin
+
+
+@pytest.mark.slow
+def test_fusion_tasks_a_restarted_model_trains_as_a_fresh_one():
+    """The benchmark traces each model once and restarts it per run: a run gives what a fresh model gives."""
+    import fusion_tasks
+
+    args = fusion_tasks.parse_args(["--tiny"])
+    splits = {seed: [fusion_tasks.data("unreliable", split, 64, seed, args) for split in ("train", "test")]
+              for seed in (0, 1)}
+    reused = fusion_tasks.Trainer("gating", "mlp", args)
+    first, second, again = (reused.run(seed, splits[seed]) for seed in (0, 1, 0))
+    assert first == again
+    assert second == fusion_tasks.Trainer("gating", "mlp", args).run(1, splits[1])

@@ -387,3 +387,24 @@ def test_missing_mask_trains_exports_and_predicts_examples_that_lack_a_modality(
     assert main(_train_args(data, other, "--epochs", "1")) == 0
     err = capsys.readouterr().err
     assert "Skipped 3 unreadable files" in err and "missing text file for this example" in err, err
+
+
+def test_fusion_option_picks_the_fusion_of_a_model_that_has_the_choice(tmp_path, capsys):
+    """--fusion NAME: fusion_classifier and the document models whose fusion step is a choice (issue 16)."""
+    import keras
+
+    assert main(["train", "cifar_multimodal", "--fusion", "gmu", "--epochs", "1", "--samples", "32",
+                 "--batch-size", "16", "--verbose", "0", "--save", str(tmp_path / "model.keras"),
+                 "--export-dir", ""]) == 0, (
+        capsys.readouterr().err)
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert model.get_config()["fusion"] == "gmu"
+    assert any(type(layer).__name__ == "GatedMultimodalUnit" for layer in model.layers)
+    capsys.readouterr()
+    assert main(["train", "emotion", "--fusion", "sum"]) == 2
+    err = _one_line_error(capsys)
+    assert "--fusion must be one of concat, weighted, product" in err and "received --fusion 'sum'" in err, err
+    assert main(["train", "concat_fusion", "--fusion", "gmu", "--save", str(tmp_path / "other.keras")]) == 2
+    err = _one_line_error(capsys)
+    assert "ConcatFusionClassifier has no argument `fusion`" in err, err
+    assert not (tmp_path / "other.keras").exists()

@@ -35,7 +35,7 @@ SMALL = {"EPOCHS": 1, "N_SAMPLES": 256}
 # downloads CIFAR-10 wherever a network is reachable, and the test would depend on it.
 OFFLINE = {"02_cifar10_multimodal": {"DATA": "embedded"}}
 # Per notebook, more parameters that keep the test small (notebook 07 generates its files).
-SMALLER = {"07_fine_tuning": {"LABEL_COUNTS": [2, 5], "TEST_PER_CLASS": 10}}
+SMALLER = {"07_fine_tuning": {"LABEL_COUNTS": [2, 5], "TEST_PER_CLASS": 10}, "05_fusion_comparison": {"SEEDS": 2}}
 PROBE_MARK = "notebook test probe: "
 
 

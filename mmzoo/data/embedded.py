@@ -1,27 +1,61 @@
 """The embedded dataset: a small learnable multimodal world, generated in seconds, no files or network.
 
-Every example has a latent class. Each modality shows it with probability
-``reliability``; otherwise that modality is missing from the example (all zeros, as a
-dropped modality is in an ablation). A modality that is there renders the class with
+Every example has a latent class, the label. Each modality renders a latent code with
 noise:
 
 - images: a shape (square, disk, bar, column) whose colour (or grey level), kind and
-  position depend on the class, on a noisy background;
-- token sequences: words from a block of the vocabulary that belongs to the class, mixed
+  position depend on the code, on a noisy background;
+- token sequences: words from a block of the vocabulary that belongs to the code, mixed
   with random words, then padding (id 0);
-- audio: a tone (with a slight chirp) at a class-dependent pitch, as a raw waveform (a 1-D
+- audio: a tone (with a slight chirp) at a code-dependent pitch, as a raw waveform (a 1-D
   input of more than 512 samples) or turned into the features the model takes: a
   log-spectrum vector, frames of log-spectra, or a spectrogram image;
-- video: a blob moving in a class-dependent direction;
-- other feature vectors: a class prototype plus noise.
+- video: a blob moving in a code-dependent direction;
+- other feature vectors: a code prototype plus noise.
 
-Modalities go missing independently, so every modality alone is informative but
-degraded (its best accuracy is ``reliability + (1 - reliability) / classes``), and a
-model that fuses them does better: with two modalities the class is missing from both
-only with probability ``(1 - reliability) ** 2``. The same seed gives the same data; the
-splits use independent random streams, so they never share examples.
+What each modality's code is depends on the task (``task=``), each a different reason to
+fuse, so that the tasks rank fusion methods (``benchmarks/fusion_tasks.py``):
+
+- ``"redundant"`` (the default): every modality shows the class;
+- ``"interaction"``: modality ``m`` shows its own code ``c_m``, drawn uniformly, and the
+  label is ``(c_1 + ... + c_M) mod classes`` (for two classes: the parity of one bit per
+  modality). Any ``M - 1`` of the modalities are independent of the label, so each
+  modality alone is at chance, and so is every additive fusion followed by a linear head
+  (a sum of per-modality scores cannot compute a parity); fusions that multiply
+  modalities (product, tensor, ...) or a non-linear head can read it;
+- ``"unreliable"``: every modality shows the class, but in each example only one
+  modality, drawn uniformly, is clean; each other one shows a random class under heavy
+  noise (a visibly corrupted rendering: noisy pixels, waveform or features, mostly random
+  words). Which modality to trust changes from example to example and can be seen in the
+  input. A per-example gate (weights computed from the input) follows it directly; with
+  fixed modality weights, each modality's encoder has to learn to silence its own
+  corrupted renderings, which takes more examples.
+
+In every task, each modality is also missing from an example with probability
+``1 - reliability`` (0.25 by default), independently of the others: all zeros, as a
+dropped modality in an ablation. In the redundant task that is what fusion makes up for:
+each modality alone is informative but degraded, and with ``M`` modalities the class is
+missing from all of them only with probability ``(1 - reliability) ** M``. Pass
+``reliability=1.0`` to see the interaction and unreliable tasks alone. With a single
+modality every task is the redundant one.
+
+The Bayes-optimal accuracy, when each present, clean modality shows its code
+unambiguously (``K`` classes, ``M >= 2`` modalities, ``r`` the reliability):
+
+- ``"redundant"``: ``1 - (1 - r) ** M * (1 - 1 / K)``; one modality alone
+  ``r + (1 - r) / K``;
+- ``"interaction"``: ``r ** M + (1 - r ** M) / K`` (1 at ``r = 1``); one modality alone,
+  or any ``M - 1`` of them, ``1 / K``;
+- ``"unreliable"``: ``r + (1 - r) / K``, the clean modality being present (1 at
+  ``r = 1``); one modality alone ``r / M + (1 - r / M) / K``.
+
+The renderers add noise, so the accuracy reachable on rendered data is a little below
+these (``benchmarks/fusion_tasks.py`` computes it for feature vectors). The same seed
+gives the same data; the splits use independent random streams, so they never share
+examples.
 """
 
+import numbers
 import zlib
 
 import numpy as np
@@ -30,6 +64,7 @@ from mmzoo.registry import build, tensor_specs
 from mmzoo.validation import check_choice, check_positive_int
 
 SPLITS = ("train", "validation", "test")
+TASKS = ("redundant", "interaction", "unreliable")
 SAMPLE_RATE = 8000
 CLIP_SAMPLES = 2048
 WAVEFORM_MIN_SAMPLES = 512  # a 1-D audio input wider than this is a raw waveform, not a feature vector
@@ -61,7 +96,7 @@ def _modality(key, shape, dtype):
     return "vector"
 
 
-# --- renderers: (labels (n,), shape, rng, classes, fixed) -> (n, *shape) arrays -------------
+# --- renderers: (codes (n,), shape, rng, classes, fixed) -> (n, *shape) arrays -------------
 
 
 def _shape_layout(labels):
@@ -271,32 +306,117 @@ def _check_dropped(drop_modalities, specs):
     return dropped
 
 
-def synthetic_arrays(name_or_model, n=1024, split="train", seed=0, drop_modalities=(), reliability=0.75):
-    """The embedded dataset as NumPy arrays ``(inputs, targets)``; see :func:`synthetic`."""
+def _latent_codes(task, labels, keys, classes, rng):
+    """Per input, the code it shows and whether its rendering is corrupted: ``({key: codes}, {key: corrupted})``.
+
+    ``"redundant"``: every input shows the label. ``"interaction"``: every input but the last
+    shows a uniform code; the last shows the code that makes their sum ``labels`` modulo
+    ``classes``, so that any ``len(keys) - 1`` codes are uniform and independent of the label.
+    ``"unreliable"``: one input per example, drawn uniformly, shows the label; each other one
+    shows a uniform random class and is corrupted.
+    """
+    n, count = len(labels), len(keys)
+    never = np.zeros(n, dtype=bool)
+    if task == "redundant" or count == 1:
+        return {key: labels for key in keys}, {key: never for key in keys}
+    if task == "interaction":
+        codes = rng.integers(0, classes, size=(n, count))
+        codes[:, -1] = (labels - codes[:, :-1].sum(axis=1)) % classes
+        return {key: codes[:, index] for index, key in enumerate(keys)}, {key: never for key in keys}
+    clean = rng.integers(0, count, size=n)
+    decoys = rng.integers(0, classes, size=(n, count))
+    corrupted = {key: clean != index for index, key in enumerate(keys)}
+    codes = {key: np.where(corrupted[key], decoys[:, index], labels) for index, key in enumerate(keys)}
+    return codes, corrupted
+
+
+# Corrupted renderings ("unreliable"): noise this strong, or this share of the words random.
+IMAGE_CORRUPTION_NOISE = 0.5  # on [0, 1] pixels, then clipped
+FEATURE_CORRUPTION_NOISE = 1.5  # on prototype + N(0, 1) vectors and standardised audio features
+WAVEFORM_CORRUPTION_NOISE = 1.0  # on waveforms of amplitude 0.3
+CORRUPTED_WORDS = 0.7
+
+
+def _corrupt(values, modality, shape, rng, vocabulary):
+    """``values`` (a rendering of random classes) made visibly corrupted: heavy noise, or mostly random words."""
+    if modality == "tokens":
+        low, high = vocabulary
+        replace = (rng.random(values.shape) < CORRUPTED_WORDS) & (values != 0)
+        return np.where(replace, rng.integers(low, high, size=values.shape), values).astype(values.dtype)
+    if modality in ("image", "video") or (modality == "audio" and len(shape) == 3):
+        return np.clip(values + rng.normal(0, IMAGE_CORRUPTION_NOISE, values.shape), 0, 1).astype(values.dtype)
+    waveform = modality == "audio" and len(shape) == 1 and shape[0] > WAVEFORM_MIN_SAMPLES
+    scale = WAVEFORM_CORRUPTION_NOISE if waveform else FEATURE_CORRUPTION_NOISE
+    return (values + rng.normal(0, scale, values.shape)).astype(values.dtype)
+
+
+def _check_task_arguments(task, reliability):
+    """ValueError for a task that is not one of :data:`TASKS`, or a reliability outside (0, 1]."""
+    check_choice("task", task, TASKS)
+    if isinstance(reliability, bool) or not isinstance(reliability, numbers.Real) or not 0 < reliability <= 1:
+        raise ValueError(f"`reliability` must be in (0, 1]. Received: reliability={reliability!r}")
+
+
+def synthetic_arrays(
+    name_or_model, n=1024, split="train", seed=0, drop_modalities=(), reliability=0.75, task="redundant"
+):
+    """The embedded dataset as NumPy arrays ``(inputs, targets)``; see :func:`synthetic`.
+
+    Example:
+    >>> from mmzoo.data import synthetic_arrays
+    >>> x, y = synthetic_arrays("concat_fusion", n=8, task="interaction")
+    >>> sorted(x), y.shape
+    (['image_input', 'text_input'], (8, 1))
+    """
+    x, y, _ = _generate(name_or_model, n, split, seed, drop_modalities, reliability, task)
+    return x, y
+
+
+def _generate(name_or_model, n, split, seed, drop_modalities, reliability, task):
+    """``(inputs, targets, latents)``; ``latents`` holds the labels, each input's code, and
+    whether it is corrupted or missing (what the tests and the benchmarks check the data against)."""
     model = _model_of(name_or_model)
     check_positive_int("n", n)
     check_choice("split", split, SPLITS)
-    if not 0 < reliability <= 1:
-        raise ValueError(f"`reliability` must be in (0, 1]. Received: reliability={reliability!r}")
+    _check_task_arguments(task, reliability)
     specs = tensor_specs(model.input, "input")
     dropped = _check_dropped(drop_modalities, specs)
     plan, classes, single_output = _label_plan(model)
+    # `<modality>_present` flags (missing_modalities=True) are not modalities: they say which are missing.
+    flags = {key: spec for key, spec in specs.items() if key.endswith("_present") and not spec[0]}
+    specs = {key: spec for key, spec in specs.items() if key not in flags}
     rng = np.random.default_rng(_stable_seed(seed, split, "examples"))
     labels = rng.integers(0, classes, size=n)
-    inputs = {}
+    if task == "redundant":
+        codes, corrupted = _latent_codes(task, labels, list(specs), classes, rng)
+    else:  # a stream of its own, so that the redundant task's data stays as it always was
+        codes, corrupted = _latent_codes(task, labels, list(specs), classes,
+                                         np.random.default_rng(_stable_seed(seed, split, task, "codes")))
+    inputs, missing_of = {}, {}
     for key, (shape, dtype) in specs.items():
         missing = rng.random(n) >= reliability
         fixed = np.random.default_rng(_stable_seed(seed, key, "prototypes"))
         modality = _modality(key, shape, dtype)
+        vocabulary = model.token_ranges.get(key, (1, 2)) if modality == "tokens" else None
         if modality == "tokens":
-            vocabulary = model.token_ranges.get(key, (1, 2))
-            values = _render_tokens(labels, shape, rng, classes, fixed, vocabulary)
+            values = _render_tokens(codes[key], shape, rng, classes, fixed, vocabulary)
         else:
-            values = _render_in_chunks(RENDERERS[modality], labels, shape, rng, classes, fixed)
+            values = _render_in_chunks(RENDERERS[modality], codes[key], shape, rng, classes, fixed)
+        if corrupted[key].any():
+            values[corrupted[key]] = _corrupt(values[corrupted[key]], modality, shape, rng, vocabulary)
         values[missing] = 0
         inputs[key] = np.zeros_like(values) if key in dropped else values.astype(dtype)
+        missing_of[key] = missing | (key in dropped)
+    if flags:
+        from mmzoo.models.presence import modalities_of
+
+        owners = modalities_of(list(specs))
+        for key, (_, dtype) in flags.items():
+            gone = [missing_of[k] for k, owner in owners.items() if f"{owner}_present" == key]
+            inputs[key] = (~np.any(gone, axis=0)).astype(dtype) if gone else np.ones(n, dtype)
     fixed_rngs = {key: np.random.default_rng(_stable_seed(seed, key, "targets")) for key in plan}
-    return inputs, _targets(plan, single_output, labels, fixed_rngs)
+    latents = {"labels": labels, "classes": classes, "codes": codes, "corrupted": corrupted, "missing": missing_of}
+    return inputs, _targets(plan, single_output, labels, fixed_rngs), latents
 
 
 def _render_in_chunks(render, labels, shape, rng, classes, fixed):
@@ -314,13 +434,15 @@ def synthetic(
     batch_size=None,
     shuffle=None,
     reliability=0.75,
+    task="redundant",
 ):
     """The embedded dataset for a model: a ``tf.data.Dataset`` of ``(inputs, targets)``.
 
     Shaped for any registered model's inputs and outputs: binary and multi-class
     labels, multi-task dicts, regression targets; for models without targets
     (retrieval) the elements are the inputs alone, matching examples across
-    modalities sharing one concept.
+    modalities sharing one concept (in the redundant task: in the two others the
+    modalities of an example show codes of their own).
 
     Args:
         name_or_model: a registered name (its default shapes) or a built mmzoo model.
@@ -331,17 +453,23 @@ def synthetic(
         batch_size: if given, the dataset is batched and prefetched.
         shuffle: shuffle each epoch (default: for the training split only).
         reliability: the probability that a modality is present in an example (else it is
-            all zeros for that example).
+            all zeros for that example), in every task. ``1.0`` shows the interaction and
+            unreliable tasks alone: a missing modality there leaves only a guess.
+        task: ``"redundant"``, ``"interaction"`` or ``"unreliable"``: what each modality
+            shows (see :mod:`mmzoo.data.embedded`).
 
     Example:
     >>> import mmzoo
     >>> from mmzoo.data import synthetic
     >>> model = mmzoo.build("attention_fusion")
     >>> history = model.fit(synthetic(model, n=256, batch_size=32), epochs=1, verbose=0)
+    >>> parity = synthetic(model, n=256, batch_size=32, task="interaction")  # no modality alone tells
     """
     import tensorflow as tf
 
-    x, y = synthetic_arrays(name_or_model, n, split, seed, drop_modalities, reliability)
+    x, y = synthetic_arrays(
+        name_or_model, n, split, seed, drop_modalities=drop_modalities, reliability=reliability, task=task
+    )
     dataset = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
     if shuffle if shuffle is not None else split == "train":
         dataset = dataset.shuffle(min(n, 4096), seed=seed, reshuffle_each_iteration=True)
