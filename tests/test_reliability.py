@@ -138,7 +138,8 @@ CATALOGUE = [
     case("misspelt keyword", ValueError, r"no argument `unit` \(did you mean `units`\?\).*Received: unit=8")(
         lambda tmp: mmzoo.build("attention_fusion", unit=8)
     ),
-    case("keyword of another model", ValueError, r"no argument `dropout_rate`\. Allowed arguments: image_dim")(
+    case("keyword of another model", ValueError,
+         r"no argument `dropout_rate` \(did you mean `modality_dropout`\?\)\. Allowed arguments: image_dim")(
         lambda tmp: mmzoo.build("mha_fusion", dropout_rate=0.1)
     ),
     case("negative size", ValueError, r"`units` must be a positive integer\. Received: units=-1")(
