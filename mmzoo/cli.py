@@ -412,6 +412,7 @@ def _model_feed(model, args=None, loader=None):
     ``<modality>_present`` inputs of a model built with ``missing_modalities=True`` its flags
     (``missing="mask"``). Anything else is a CommandError.
     """
+    from mmzoo.models.presence import is_presence_flag
     from mmzoo.registry import tensor_specs
 
     specs = tensor_specs(model.input)
@@ -422,7 +423,7 @@ def _model_feed(model, args=None, loader=None):
     masks = {key: key[: -len("_mask")] for key in specs if key.endswith("_mask") and key[: -len("_mask")] in specs}
     names, options, audio = {}, {}, None
     colors = {}
-    flags = [key for key, (shape, _) in specs.items() if key.endswith("_present") and not shape]
+    flags = [key for key, (shape, _) in specs.items() if is_presence_flag(key, shape)]
     if flags:  # built with missing_modalities=True: examples lacking a modality are kept, with flags
         options["missing"] = "mask"
     for key, (shape, dtype) in specs.items():

@@ -383,7 +383,9 @@ def _generate(name_or_model, n, split, seed, drop_modalities, reliability, task)
     dropped = _check_dropped(drop_modalities, specs)
     plan, classes, single_output = _label_plan(model)
     # `<modality>_present` flags (missing_modalities=True) are not modalities: they say which are missing.
-    flags = {key: spec for key, spec in specs.items() if key.endswith("_present") and not spec[0]}
+    from mmzoo.models.presence import is_presence_flag, modalities_of
+
+    flags = {key: spec for key, spec in specs.items() if is_presence_flag(key, spec[0])}
     specs = {key: spec for key, spec in specs.items() if key not in flags}
     rng = np.random.default_rng(_stable_seed(seed, split, "examples"))
     labels = rng.integers(0, classes, size=n)
@@ -408,8 +410,6 @@ def _generate(name_or_model, n, split, seed, drop_modalities, reliability, task)
         inputs[key] = np.zeros_like(values) if key in dropped else values.astype(dtype)
         missing_of[key] = missing | (key in dropped)
     if flags:
-        from mmzoo.models.presence import modalities_of
-
         owners = modalities_of(list(specs))
         for key, (_, dtype) in flags.items():
             gone = [missing_of[k] for k, owner in owners.items() if f"{owner}_present" == key]

@@ -52,6 +52,11 @@ def modalities_of(input_names):
     return {key: modality_of_input(key, names) for key in input_names}
 
 
+def is_presence_flag(key, shape):
+    """Whether an input (its shape without the batch) is a ``<modality>_present`` flag, not a modality."""
+    return str(key).endswith(PRESENT_SUFFIX) and len(tuple(shape)) == 0
+
+
 def presence_input_names(input_names):
     """The ``<modality>_present`` names for these inputs, in the order of the inputs."""
     ordered = list(dict.fromkeys(modalities_of(input_names).values()))
@@ -107,19 +112,14 @@ def add_presence_inputs(model_name, inputs, outputs, flags=True, modality_dropou
         present = dict(zip(modalities, kept))
     nodes = _graph_nodes(inputs, outputs)
 
-    # Which modalities each tensor of the graph depends on.
+    # Which modalities each tensor depends on, and where each modality's own computation ends:
+    # it enters a layer that mixes modalities, or it is an output.
     depends = {id(tensor): frozenset([groups[key]]) for key, tensor in inputs.items()}
-    for node in nodes:
-        if not node.is_input:
-            found = frozenset().union(*(depends.get(id(t), frozenset()) for t in node.input_tensors))
-            for tensor in node.outputs:
-                depends[id(tensor)] = found
 
     def single(tensor):
         found = depends.get(id(tensor), frozenset())
         return next(iter(found)) if len(found) == 1 else None
 
-    # Where each modality's own computation ends: it enters a mixing layer, or it is an output.
     boundary = {}
     for node in nodes:
         if node.is_input:
@@ -127,6 +127,8 @@ def add_presence_inputs(model_name, inputs, outputs, flags=True, modality_dropou
         mixed = frozenset().union(*(depends.get(id(t), frozenset()) for t in node.input_tensors))
         if len(mixed) > 1:
             boundary.update({id(t): single(t) for t in node.input_tensors if single(t)})
+        for tensor in node.outputs:
+            depends[id(tensor)] = mixed
     boundary.update({id(t): single(t) for t in tree.flatten(outputs) if single(t)})
 
     gates = {}
@@ -166,4 +168,4 @@ def _flags_for(vectors, single, present):
     return [present[owner] for owner in owners]
 
 
-__all__ = ["add_presence_inputs", "modalities_of", "modality_of_input", "presence_input_names"]
+__all__ = ["add_presence_inputs", "is_presence_flag", "modalities_of", "modality_of_input", "presence_input_names"]

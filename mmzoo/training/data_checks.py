@@ -124,7 +124,9 @@ def split_build_arguments(name, dataset, class_names, vectorizer):
     if name != "fusion_classifier":
         return {}
     features = dataset.element_spec[0]
-    flags = [key for key, spec in features.items() if key.endswith("_present") and len(spec.shape) <= 1]
+    from mmzoo.models.presence import is_presence_flag
+
+    flags = [key for key, spec in features.items() if is_presence_flag(key, spec.shape[1:])]
     arguments = {
         "inputs": {key: tuple(int(d) for d in spec.shape[1:]) for key, spec in features.items() if key not in flags},
         "num_classes": len(class_names),
