@@ -61,10 +61,9 @@ def apply_fusion(fusion, vectors, width, name="fusion", present=None):
             f"apply_fusion got {len(vectors)} modality vectors but {len(present)} presence flags; "
             f"pass one (batch,) flag per vector. Received: {len(present)} flags"
         )
-    if present is not None:
-        vectors = [PresenceGate(name=f"{name}_present{i}")(v, p) for i, (v, p) in enumerate(zip(vectors, present))]
     if len(vectors) == 1:
-        return vectors[0]
+        return vectors[0] if present is None else PresenceGate(name=f"{name}_present0")(vectors[0], present[0])
+    # Every operator below leaves a missing modality out itself, given the flags.
     flags = {} if present is None else {"present": list(present)}
     if fusion == "concat":
         return ConcatFusion(name=name)(vectors, **flags)
