@@ -157,3 +157,28 @@ def test_layer_survives_a_keras_file_in_safe_mode(layer, inputs, tmp_path):
     assert type(reloaded_layer) is type(layer)
     assert reloaded_layer.get_config() == layer.get_config()
     np.testing.assert_allclose(loaded(inputs), model(inputs), rtol=1e-6)
+
+
+def test_unit_normalization_matches_keras_and_has_a_finite_gradient_at_zero():
+    from mmzoo.layers import UnitNormalization
+
+    x = np.random.default_rng(0).normal(size=(5, 8)).astype("float32")
+    x[2] = 0.0
+    ours = keras.ops.convert_to_numpy(UnitNormalization()(x))
+    np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(keras.layers.UnitNormalization()(x)), atol=1e-6)
+    assert np.all(ours[2] == 0)
+    np.testing.assert_allclose(np.linalg.norm(ours[[0, 1, 3, 4]], axis=1), 1.0, atol=1e-6)
+    layer = UnitNormalization()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(variable) * np.arange(8, dtype="float32"))
+        gradient = tape.gradient(loss, variable).numpy()
+    else:  # jax, where keras.layers.UnitNormalization's gradient at zero is NaN
+        import jax
+
+        gradient = np.asarray(jax.grad(lambda v: (layer(v) * np.arange(8, dtype="float32")).sum())(x))
+    assert np.all(np.isfinite(gradient))  # at the zero row too (1 / epsilon times the upstream gradient)
+    assert UnitNormalization.from_config(layer.get_config()).get_config() == layer.get_config()

@@ -14,7 +14,7 @@ from mmzoo.layers.literature_fusion import (
     LowRankFusion,
     TensorFusion,
 )
-from mmzoo.layers.normalization import Standardization
+from mmzoo.layers.normalization import Standardization, UnitNormalization
 from mmzoo.layers.pooling import AttentionPooling, MaskedPooling
 from mmzoo.layers.preprocessing import CaffeImagePreprocessing
 from mmzoo.layers.projection import ModalityProjection
@@ -42,6 +42,7 @@ __all__ = [
     "SpecAugment",
     "Standardization",
     "TensorFusion",
+    "UnitNormalization",
     "WeightedSumFusion",
     "apply_fusion",
 ]

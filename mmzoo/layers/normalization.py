@@ -96,3 +96,32 @@ class Standardization(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class UnitNormalization(layers.UnitNormalization):
+    """``keras.layers.UnitNormalization`` (L2) whose gradient stays finite at a zero vector.
+
+    Keras computes ``x * min(rsqrt(sum(x²)), 1 / epsilon)``: at ``x = 0`` the ``rsqrt`` is
+    infinite, and JAX's gradient through the ``min`` is ``0 * inf = NaN`` (TensorFlow's
+    happens to be finite). A projection whose bias starts at zero gives exactly that for
+    an example whose features are all zero after a ReLU: one such example made every
+    weight of ``cross_modal_retrieval``'s projections NaN after the first step on JAX.
+    Here the sum is clamped first, ``x * rsqrt(max(sum(x²), epsilon²))``: the same
+    output wherever ``|x| > epsilon``, zero at zero, and a finite gradient everywhere
+    (at zero, ``1 / epsilon`` times the upstream gradient, as Keras gives on TensorFlow).
+
+    Args:
+        axis: the axis or axes normalised (default -1).
+
+    Example:
+    >>> layer = UnitNormalization()
+    >>> keras.ops.convert_to_numpy(layer(np.array([[3.0, 4.0], [0.0, 0.0]]))).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+
+    epsilon = 1e-12
+
+    def call(self, inputs):
+        square_sum = ops.sum(ops.square(inputs), axis=self.axis, keepdims=True)
+        return inputs * ops.rsqrt(ops.maximum(square_sum, self.epsilon**2))

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from mmzoo.layers import FUSIONS, AttentionPooling, ConcatFusion, MaskedPooling
+from mmzoo.layers import FUSIONS, AttentionPooling, ConcatFusion, MaskedPooling, UnitNormalization
 from mmzoo.models.base import (
     MultimodalModel,
     check_bool,
@@ -347,7 +347,7 @@ class FaceRecognition(MultimodalModel):
         identity = layers.Dense(embedding_dim, name="identity")(merged)
         outputs = {
             "face": classifier(num_faces, name="face")(identity),
-            "embedding": layers.UnitNormalization(name="embedding", dtype="float32")(identity),
+            "embedding": UnitNormalization(name="embedding", dtype="float32")(identity),
         }
         super().__init__(
             inputs=inputs,

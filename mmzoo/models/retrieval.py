@@ -5,7 +5,7 @@ import itertools
 import keras
 from keras import layers, ops
 
-from mmzoo.layers import LogitScale
+from mmzoo.layers import LogitScale, UnitNormalization
 from mmzoo.models.base import MultimodalModel, check_positive_int, check_positive_number
 from mmzoo.models.recognition import (
     AUDIO_MASK_OPTION,
@@ -156,7 +156,7 @@ class CrossModalRetrieval(MultimodalModel):
         outputs = {}
         for key in RETRIEVAL_MODALITIES:
             projected = layers.Dense(embedding_dim, name=f"{key}_projection")(features[key])
-            outputs[f"{key}_embedding"] = layers.UnitNormalization(name=f"{key}_embedding", dtype="float32")(
+            outputs[f"{key}_embedding"] = UnitNormalization(name=f"{key}_embedding", dtype="float32")(
                 projected
             )
         super().__init__(
