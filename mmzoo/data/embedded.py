@@ -181,8 +181,14 @@ def _tones(labels, rng, classes, samples=CLIP_SAMPLES):
 
 
 def _log_spectra(waves, frames, bins):
-    """``(n, frames, bins)`` log-magnitude spectra of ``frames`` windows, pooled into ``bins`` bands."""
-    window = 256
+    """``(n, frames, bins)`` log-magnitude spectra of ``frames`` windows, pooled into ``bins`` bands.
+
+    The window is 256 samples, or the power of two that gives at least ``bins`` frequencies
+    (every band then has one, e.g. ``pretrained_fusion``'s 224-bin spectrogram).
+    """
+    window = min(max(256, 1 << int(np.ceil(np.log2(2 * bins)))), waves.shape[1])
+    if window // 2 < bins:
+        raise ValueError(f"{bins} frequency bands need clips of at least {2 * bins} samples; these have {waves.shape[1]}.")
     starts = np.linspace(0, waves.shape[1] - window, frames).astype(int)
     segments = np.stack([waves[:, s : s + window] for s in starts], axis=1) * np.hanning(window)
     spectrum = np.abs(np.fft.rfft(segments, axis=-1))[..., 1:]
