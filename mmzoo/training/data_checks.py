@@ -8,7 +8,19 @@
   the training data before the first epoch.
 """
 
+import sys
+
 import numpy as np
+
+
+def is_tf_dataset(data):
+    """Whether ``data`` is a ``tf.data.Dataset``, without importing TensorFlow.
+
+    A dataset exists only once TensorFlow is imported, so where it is not (Keras on JAX,
+    as on the GPU machine, which has no TensorFlow) nothing is a dataset.
+    """
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and hasattr(tf, "data") and isinstance(data, tf.data.Dataset)
 
 
 def _model_inputs(model):
@@ -18,9 +30,7 @@ def _model_inputs(model):
 
 def _split_element(data):
     """``(x, y)`` structure of ``data`` (specs for a dataset, arrays for tuples), or None when unknown."""
-    import tensorflow as tf
-
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         spec = data.element_spec
         if isinstance(spec, tuple):
             return spec[0], (spec[1] if len(spec) > 1 else None), True
@@ -162,10 +172,8 @@ def _sample_batches(data, max_examples):
     if isinstance(data, dict):
         yield from _sample_batches((data,), max_examples)
         return
-    import tensorflow as tf
-
     # A PyDataset or any iterable of batches: adapt_standardization stops after max_examples.
-    yield from (data.as_numpy_iterator() if isinstance(data, tf.data.Dataset) else data)
+    yield from (data.as_numpy_iterator() if is_tf_dataset(data) else data)
 
 
 def adapt_inputs(model, train_data, max_examples=4096):
@@ -187,4 +195,4 @@ def adapt_inputs(model, train_data, max_examples=4096):
 
 
 
-__all__ = ["adapt_inputs", "check_data", "is_splits", "split_build_arguments", "unpack_splits"]
+__all__ = ["adapt_inputs", "check_data", "is_splits", "is_tf_dataset", "split_build_arguments", "unpack_splits"]

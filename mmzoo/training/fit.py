@@ -11,7 +11,7 @@ import keras
 from mmzoo.checkpoints import AtomicBackupAndRestore
 from mmzoo.registry import build
 from mmzoo.training.callbacks import diverged_error, metrics_table, recipe_callbacks, standard_callbacks
-from mmzoo.training.data_checks import adapt_inputs, check_data, is_splits, unpack_splits
+from mmzoo.training.data_checks import adapt_inputs, check_data, is_splits, is_tf_dataset, unpack_splits
 from mmzoo.training.distributed import distributed_fit
 from mmzoo.training.precision import JIT_CHOICES, compile_quietly, resolve_mixed_precision, xla_blockers, xla_warning
 from mmzoo.training.strategy import chief_of, is_multi_worker, resolve_strategy, scope_of, task_index
@@ -89,6 +89,7 @@ def train(
     train_data,
     validation_data=None,
     epochs=1,
+    batch_size=None,
     mixed_precision="auto",
     jit_compile="auto",
     strategy=None,
@@ -108,7 +109,9 @@ def train(
             after the dtype policy is set and inside the strategy scope, then compiled with
             its ``default_compile_arguments()``) or a built ``keras.Model`` (compiled with
             its defaults if it is not compiled yet).
-        train_data: what :func:`mmzoo.data.from_directory` returns (its ``train`` and
+        train_data: NumPy arrays ``(inputs, targets)`` (the only kind on JAX without
+            TensorFlow: :func:`mmzoo.data.synthetic_arrays`, or a folder loaded to arrays),
+            what :func:`mmzoo.data.from_directory` returns (its ``train`` and
             ``validation`` splits are used, and a ``fusion_classifier`` built from its name
             gets the inputs, classes and vocabulary found: :func:`split_build_arguments`),
             a batched ``tf.data.Dataset`` of ``(inputs, targets)`` (inputs alone
@@ -118,16 +121,25 @@ def train(
             data to a ``"multi_worker"`` run, which must create its strategy first).
         validation_data: the same kinds, or None.
         epochs: number of epochs.
-        mixed_precision: ``"auto"`` (``mixed_float16`` when a GPU is visible, else
-            ``float32``; for a given model, its own policy), ``"mixed_float16"``,
-            ``"mixed_bfloat16"`` or ``"float32"``. A given model must have been built
-            under the policy asked.
-        jit_compile: ``"auto"`` (Keras: XLA on GPU only), True or False. True on a model
-            with layers XLA cannot compile warns once, naming them.
-        strategy: None, ``"mirrored"``, ``"multi_worker"`` or a ``tf.distribute.Strategy``.
-            A given model built outside that strategy is trained as a copy built in its
-            scope, and the trained weights are copied back into it. A
-            ``MultiWorkerMirroredStrategy`` trains with :func:`distributed_fit`.
+        batch_size: examples a step when the data is arrays (Keras' default, 32, when
+            None); a dataset or ``from_directory``'s splits are batched already, and
+            giving one with ``batch_size`` raises ``ValueError``.
+        mixed_precision: ``"auto"`` (on a GPU ``mixed_float16`` under TensorFlow and
+            ``mixed_bfloat16`` under JAX, else ``float32``; for a given model, its own
+            policy), ``"mixed_float16"``, ``"mixed_bfloat16"`` or ``"float32"``. A given
+            model must have been built under the policy asked.
+        jit_compile: ``"auto"`` (decided per model from measurements: on a CPU, XLA for
+            the models with a recurrent layer only; on a GPU and on JAX, XLA wherever every
+            layer supports it: :func:`mmzoo.training.resolve_jit_compile`), True or False.
+            True on a model with layers XLA cannot compile warns once, naming them. A
+            given model that is compiled already keeps its own choice under ``"auto"``.
+        strategy: None, ``"mirrored"``, ``"multi_worker"``, a ``tf.distribute.Strategy``
+            (Keras on TensorFlow), ``"data_parallel"`` or a
+            ``keras.distribution.Distribution`` (Keras on JAX: ``"data_parallel"`` splits
+            each batch over every device JAX finds). A given model built outside that
+            strategy is trained as a copy built in its scope, and the trained weights are
+            copied back into it. A ``MultiWorkerMirroredStrategy`` trains with
+            :func:`distributed_fit`.
         checkpoint_dir: adds ``BackupAndRestore(checkpoint_dir/backup)`` (a killed run
             started again resumes after its last finished epoch; the backup is deleted
             when a run finishes, and kept when it diverges, so that it can be resumed
@@ -165,6 +177,14 @@ def train(
             f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}"
         )
     check_positive_int("epochs", epochs)
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
+        if not isinstance(train_data, (tuple, list, dict)):
+            raise ValueError(
+                "`batch_size` applies to arrays ((inputs, targets) or a dict of inputs); "
+                f"{type(train_data).__name__} data is batched already: batch it there. "
+                f"Received: batch_size={batch_size!r}"
+            )
     if not isinstance(model_or_name, (str, keras.Model)):
         raise ValueError(
             "`model_or_name` must be a registered model name or a keras.Model. "
@@ -249,14 +269,12 @@ def train(
             x, y = train_data, None
             if isinstance(train_data, (tuple, list)):
                 x, y = train_data[0], (train_data[1] if len(train_data) > 1 else None)
-            scope = scope_of(strategy)
-            import tensorflow as tf
-
-            with scope:
+            with scope_of(strategy):
                 history = model.fit(
                     x,
                     y,
-                    shuffle=not isinstance(x, tf.data.Dataset),  # a dataset shuffles itself
+                    batch_size=batch_size,
+                    shuffle=not is_tf_dataset(x),  # a dataset shuffles itself
                     epochs=epochs,
                     validation_data=validation_data,
                     callbacks=all_callbacks,

@@ -1,13 +1,24 @@
-"""Distribution strategies: ``strategy="mirrored" | "multi_worker"`` or a ``tf.distribute.Strategy``, and who is chief.
+"""Distribution: ``strategy="mirrored" | "multi_worker" | "data_parallel"``, a ``tf.distribute.Strategy``
+or a ``keras.distribution.Distribution``, and who is chief.
 
-Keras 3 ``fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), so
+On TensorFlow, ``"mirrored"`` and ``"multi_worker"`` are ``tf.distribute`` strategies. Keras
+3 ``fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), so
 multi-worker runs train with :func:`mmzoo.training.distributed.distributed_fit`.
+
+On JAX (the GPU machine, which has no TensorFlow), ``"data_parallel"`` is
+``keras.distribution.DataParallel`` over every device JAX finds: the variables are
+replicated, each batch is split across the devices, and the gradients are averaged, so a
+step on a global batch gives the loss of one device on that batch. Any
+``keras.distribution.Distribution`` (``ModelParallel`` too) is used as it is.
 """
 
 import json
 import os
+import sys
 
-STRATEGY_CHOICES = ("mirrored", "multi_worker")
+import keras
+
+STRATEGY_CHOICES = ("mirrored", "multi_worker", "data_parallel")
 
 _multi_worker_strategy = None
 _mirrored_strategies = {}
@@ -53,26 +64,57 @@ def multi_worker_strategy():
     return _multi_worker_strategy
 
 
+def _is_tf_strategy(strategy):
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and hasattr(tf, "distribute") and isinstance(strategy, tf.distribute.Strategy)
+
+
+def is_keras_distribution(strategy):
+    """Whether ``strategy`` is a ``keras.distribution.Distribution`` (JAX's data or model parallelism)."""
+    from keras.src.distribution.distribution_lib import Distribution  # not exported by keras.distribution
+
+    return isinstance(strategy, Distribution)
+
+
 def resolve_strategy(strategy):
-    """A ``tf.distribute.Strategy`` for ``strategy`` (None stays None).
+    """A ``tf.distribute.Strategy`` or ``keras.distribution.Distribution`` for ``strategy`` (None stays None).
 
     ``"mirrored"``: ``MirroredStrategy`` over every GPU, or over every logical CPU device
     when there is no GPU (two logical CPUs make two replicas on one machine), created once
     per process and reused;
-    ``"multi_worker"``: :func:`multi_worker_strategy`; a ``tf.distribute.Strategy`` is used
-    as it is. Anything else raises ``ValueError``.
+    ``"multi_worker"``: :func:`multi_worker_strategy`;
+    ``"data_parallel"`` (Keras on JAX): ``keras.distribution.DataParallel`` over every
+    device of ``keras.distribution.list_devices()``;
+    a ``tf.distribute.Strategy`` or a ``keras.distribution.Distribution`` is used as it is.
+    Anything else, or a choice the Keras backend cannot run, raises ``ValueError``.
     """
     if strategy is None:
         return None
-    import tensorflow as tf
-
-    if isinstance(strategy, tf.distribute.Strategy):
+    backend = keras.backend.backend()
+    if _is_tf_strategy(strategy):
+        return strategy
+    if is_keras_distribution(strategy) or strategy == "data_parallel":
+        if backend != "jax":
+            raise ValueError(
+                "keras.distribution (strategy='data_parallel' or a Distribution) runs on Keras with "
+                f"JAX (KERAS_BACKEND=jax); this Keras runs on {backend}. On TensorFlow use "
+                f"strategy='mirrored'. Received: strategy={strategy!r}"
+            )
+        if strategy == "data_parallel":
+            return keras.distribution.DataParallel(devices=keras.distribution.list_devices())
         return strategy
     if not isinstance(strategy, str) or strategy not in STRATEGY_CHOICES:
         raise ValueError(
-            f"`strategy` must be None, one of {', '.join(map(repr, STRATEGY_CHOICES))}, or a "
-            f"tf.distribute.Strategy. Received: strategy={strategy!r}"
+            f"`strategy` must be None, one of {', '.join(map(repr, STRATEGY_CHOICES))}, a "
+            f"tf.distribute.Strategy or a keras.distribution.Distribution. Received: strategy={strategy!r}"
         )
+    if backend != "tensorflow":
+        raise ValueError(
+            f"strategy={strategy!r} is a tf.distribute strategy: it needs Keras on TensorFlow; this "
+            f"Keras runs on {backend}. On JAX use strategy='data_parallel'."
+        )
+    import tensorflow as tf
+
     if strategy == "multi_worker":
         return multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
@@ -86,6 +128,8 @@ def resolve_strategy(strategy):
 
 def is_multi_worker(strategy):
     """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` (trained by :func:`distributed_fit`)."""
+    if not _is_tf_strategy(strategy):
+        return False
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -130,11 +174,12 @@ class null_scope:
 
 
 def scope_of(strategy):
-    """``strategy.scope()``, or a do-nothing scope for None."""
+    """``strategy.scope()`` (a strategy's or a Keras distribution's), or a do-nothing scope for None."""
     return strategy.scope() if strategy is not None else null_scope()
 
 
 __all__ = [
-    "STRATEGY_CHOICES", "chief_of", "is_chief", "is_default", "is_multi_worker", "multi_worker_strategy",
+    "STRATEGY_CHOICES", "chief_of", "is_chief", "is_default", "is_keras_distribution", "is_multi_worker",
+    "multi_worker_strategy",
     "resolve_strategy", "scope_of", "task_index",
 ]
