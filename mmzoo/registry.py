@@ -80,6 +80,13 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
+def _compile(model):
+    """Compile with the model's defaults and ``jit_compile="auto"`` as :func:`mmzoo.train` decides it."""
+    from mmzoo.training.precision import compile_quietly
+
+    compile_quietly(model, "auto", **model.default_compile_arguments())
+
+
 def build(name, *args, compile=True, weights=None, **kwargs):
     """Build the registered model ``name`` (or the preset at a folder), compiled with its document's optimizer, loss and metrics.
 
@@ -124,7 +131,7 @@ def build(name, *args, compile=True, weights=None, **kwargs):
         model = presets.instantiate(preset, kwargs)
         _report_head_swap(presets.load_preset_weights(model, preset))
         if compile:
-            model.compile(**model.default_compile_arguments())
+            _compile(model)
         return model
     entry = get_entry(name)
     if weights == "imagenet":
@@ -142,7 +149,7 @@ def build(name, *args, compile=True, weights=None, **kwargs):
     if weights is not None and weights != "imagenet":
         _report_head_swap(presets.load_weights(model, weights, verbose=False))
     if compile:
-        model.compile(**model.default_compile_arguments())
+        _compile(model)
     return model
 
 

@@ -90,6 +90,45 @@ def test_policy_is_restored_after_an_error():
 # --- XLA ----------------------------------------------------------------------------------
 
 
+def test_auto_jit_compile_follows_the_measured_table_on_cpu():
+    from mmzoo.training import CPU_XLA_MODELS, resolve_jit_compile
+
+    assert CPU_XLA_MODELS <= set(mmzoo.list_models())  # a renamed model would lose its entry silently
+    assert {"attention_fusion", "mha_fusion"} <= CPU_XLA_MODELS  # the LSTM models: 1.4-1.7x measured
+    # Built by name, compiled by build() or train(): XLA exactly where it was measured to pay.
+    assert mmzoo.build("attention_fusion", **small("attention_fusion")).jit_compile is True
+    assert mmzoo.build("cifar_multimodal", **small("cifar_multimodal")).jit_compile is False  # 0.4-0.9x
+    assert train("mha_fusion", data(), verbose=0, **small("mha_fusion")).model.jit_compile is True
+    assert train("fusion_classifier", data(), verbose=0, **small("fusion_classifier")).model.jit_compile is False
+    # A model of the user's: a recurrent layer turns XLA on, anything else leaves it off.
+    tokens = keras.Input((6,), dtype="int32")
+    recurrent = keras.Model(tokens, keras.layers.Dense(1)(keras.layers.GRU(4)(keras.layers.Embedding(10, 4)(tokens))))
+    features = keras.Input((4,))
+    dense = keras.Model(features, keras.layers.Dense(1)(features))
+    assert resolve_jit_compile(recurrent) is True and resolve_jit_compile(dense) is False
+    assert resolve_jit_compile(dense, True) is True and resolve_jit_compile(recurrent, False) is False
+    with pytest.raises(ValueError, match="jit_compile='on'"):
+        resolve_jit_compile(dense, "on")
+    # A compiled model given to train keeps its own choice under "auto"; True or False recompiles it.
+    model = mmzoo.build("mlp", **small("mlp"))
+    model.compile(**model.default_compile_arguments(), jit_compile=True)
+    assert train(model, data()(model), verbose=0).model.jit_compile is True
+    assert train(model, data()(model), jit_compile=False, verbose=0).model.jit_compile is False
+
+
+def test_batch_size_batches_arrays_and_is_refused_for_datasets():
+    model = mmzoo.build("mlp", **small("mlp"))
+    x, y = synthetic_arrays(model, n=40)
+    steps = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(batch))
+    train(model, (x, y), batch_size=16, verbose=0, callbacks=[counter])
+    assert len(steps) == 3  # 16 + 16 + 8
+    with pytest.raises(ValueError, match="Dataset data is batched already.*batch_size=16"):
+        train(model, synthetic(model, n=16, batch_size=8), batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(model, (x, y), batch_size=0, verbose=0)
+
+
 @pytest.mark.parametrize("name", ["mlp", "concat_fusion", "emotion"])
 def test_jit_compile_trains_models_that_support_it(name):
     with warnings.catch_warnings():
@@ -102,8 +141,9 @@ def test_jit_compile_trains_models_that_support_it(name):
 
 def test_jit_compile_warns_once_naming_the_layer_xla_cannot_compile():
     # On a GPU, Keras marks an LSTM on the cuDNN kernel supports_jit=False and turns XLA off
-    # for the whole model; on CPU the LSTM compiles, so the GPU state is set by hand.
-    model = build_small("attention_fusion")
+    # for the whole model; on CPU the LSTM compiles, so the GPU state is set by hand (before
+    # the model is compiled: build() would compile it with XLA, which "auto" picks for it).
+    model = mmzoo.build("attention_fusion", compile=False, **small("attention_fusion"))
     model.get_layer("text_lstm").supports_jit = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

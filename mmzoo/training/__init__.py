@@ -8,8 +8,10 @@
   an mmzoo model computes in float32, so outputs stay float32), Keras wraps the optimizer
   in a ``LossScaleOptimizer`` under ``mixed_float16``, and the previous global dtype policy
   is restored when ``train`` returns (or raises).
-- **XLA**: ``jit_compile`` goes to ``compile``; ``"auto"`` is Keras' own choice (XLA on GPU
-  only: on CPU it was measured slower). With ``jit_compile=True`` on a model that has a
+- **XLA**: ``jit_compile`` goes to ``compile``; ``"auto"`` is decided per model from what
+  ``benchmarks/xla.py`` measured (:func:`resolve_jit_compile`): on a CPU, XLA for the models
+  with a recurrent layer (1.3x and more) and not for the others (it slows convolutions);
+  on a GPU and on JAX, Keras' own choice (XLA wherever every layer supports it). With ``jit_compile=True`` on a model that has a
   layer XLA cannot compile (``supports_jit=False``: lookup layers, an LSTM/GRU on the cuDNN
   kernel), ``train`` warns once, naming the layers and the XLA-friendly variant
   (``LSTM(use_cudnn=False)``), and trains without XLA.
@@ -62,10 +64,18 @@ from mmzoo.training.data_checks import adapt_inputs, check_data, split_build_arg
 from mmzoo.training.distributed import distributed_fit, replica_loss
 from mmzoo.training.finetune import finetune, freeze, unfreeze
 from mmzoo.training.fit import train
-from mmzoo.training.precision import MIXED_PRECISION_CHOICES, resolve_mixed_precision, xla_blockers
+from mmzoo.training.precision import (
+    CPU_XLA_MODELS,
+    MIXED_PRECISION_CHOICES,
+    gpu_visible,
+    resolve_jit_compile,
+    resolve_mixed_precision,
+    xla_blockers,
+)
 from mmzoo.training.strategy import STRATEGY_CHOICES, chief_of, is_chief, multi_worker_strategy, resolve_strategy
 
 __all__ = [
+    "CPU_XLA_MODELS",
     "MIXED_PRECISION_CHOICES",
     "STRATEGY_CHOICES",
     "TrainingDivergedError",
@@ -79,6 +89,8 @@ __all__ = [
     "metrics_table",
     "multi_worker_strategy",
     "replica_loss",
+    "gpu_visible",
+    "resolve_jit_compile",
     "resolve_mixed_precision",
     "resolve_strategy",
     "split_build_arguments",

@@ -1,11 +1,16 @@
 """Precision and compilation: the dtype policy ``mixed_precision`` stands for, and XLA.
 
-``mixed_precision="auto"`` is ``mixed_float16`` when a GPU is visible and float32 on CPU.
-``jit_compile`` goes to ``compile``; with ``jit_compile=True`` on a model that has a layer XLA
-cannot compile, :func:`mmzoo.train` warns once (:func:`xla_warning`) and trains without XLA.
+``mixed_precision="auto"`` is ``mixed_float16`` when TensorFlow sees a GPU,
+``mixed_bfloat16`` when JAX does, and float32 on CPU. ``jit_compile="auto"`` is decided per
+model by :func:`resolve_jit_compile` from what ``benchmarks/xla.py`` measured; with
+``jit_compile=True`` on a model that has a layer XLA cannot compile, :func:`mmzoo.train`
+warns once (:func:`xla_warning`) and trains without XLA. Nothing here imports TensorFlow
+unless Keras runs on it.
 """
 
 import warnings
+
+import keras
 
 MIXED_PRECISION_CHOICES = ("auto", "mixed_float16", "mixed_bfloat16", "float32")
 JIT_CHOICES = ("auto", True, False)
@@ -16,8 +21,10 @@ _KERAS_JIT_WARNING = "Model doesn't support `jit_compile=True`"
 def resolve_mixed_precision(mixed_precision):
     """The dtype policy name ``mixed_precision`` stands for.
 
-    ``"auto"`` is ``"mixed_float16"`` when TensorFlow sees a GPU, ``"float32"`` otherwise.
-    Anything but :data:`MIXED_PRECISION_CHOICES` raises ``ValueError``.
+    ``"auto"`` is ``"mixed_float16"`` on a GPU under TensorFlow (Keras scales the loss),
+    ``"mixed_bfloat16"`` on a GPU under JAX (no loss scaling needed; what XLA runs fastest
+    on recent GPUs), ``"float32"`` otherwise. Anything but :data:`MIXED_PRECISION_CHOICES`
+    raises ``ValueError``.
     """
     if not isinstance(mixed_precision, str) or mixed_precision not in MIXED_PRECISION_CHOICES:
         raise ValueError(
@@ -26,12 +33,68 @@ def resolve_mixed_precision(mixed_precision):
         )
     if mixed_precision != "auto":
         return mixed_precision
-    import tensorflow as tf
+    if not gpu_visible():
+        return "float32"
+    return "mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16"
 
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+def gpu_visible():
+    """Whether the Keras backend sees a GPU (TensorFlow, JAX or PyTorch; imports only that one)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
 
 
 # --- XLA ------------------------------------------------------------------------------------
+
+# What benchmarks/xla.py measured on this project's 2-core CPU under TensorFlow 2.21, float32,
+# batch 32, document defaults (the README's table, "XLA where it pays"): the registered
+# models that XLA sped up by more than 1.1x in every run. It slowed the convolutional models
+# on 224x224 and 32x32 images and fusion_classifier's raw-audio CNN (0.4-0.9x); the small
+# dense models moved either way from run to run (0.6-1.9x: the spread of a shared machine),
+# so "auto" leaves those without XLA.
+CPU_XLA_MODELS = frozenset({"attention_fusion", "cross_modal_retrieval", "emotion", "mha_fusion"})
+
+
+def _has_recurrent_layer(model):
+    return any(isinstance(layer, keras.layers.RNN) for layer in model._flatten_layers(include_self=False))
+
+
+def resolve_jit_compile(model, jit_compile="auto"):
+    """What ``compile(jit_compile=...)`` gets for ``model``: True, False, or Keras' own ``"auto"``.
+
+    ``True`` and ``False`` are kept. ``"auto"`` is decided per model from measurements
+    (``benchmarks/xla.py``; its table is in the README):
+
+    - TensorFlow on a CPU: XLA for the registered models it measurably speeds up
+      (:data:`CPU_XLA_MODELS`, found by the model's registry name), and for any other model
+      with a recurrent layer (an ``RNN``: LSTM, GRU: every one measured gained 1.4x or more);
+      none for the rest (XLA slowed the convolutional ones);
+    - TensorFlow on a GPU, and JAX: Keras' ``"auto"`` (XLA whenever every layer supports
+      it; on JAX without it every operation is dispatched from Python);
+    - PyTorch: False (Keras' choice too).
+    """
+    if jit_compile is not True and jit_compile is not False and jit_compile != "auto":
+        raise ValueError(f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}")
+    if jit_compile != "auto":
+        return jit_compile
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return False
+    if backend == "tensorflow" and not gpu_visible():
+        return model.name in CPU_XLA_MODELS or _has_recurrent_layer(model)
+    return "auto"
 
 
 def xla_blockers(model):
@@ -69,10 +132,21 @@ def xla_warning(model, blockers):
 
 
 def compile_quietly(model, jit_compile, **arguments):
-    """``model.compile`` with Keras' own 'does not support jit' warning silenced (train warns once itself)."""
+    """``model.compile`` with ``jit_compile`` resolved (:func:`resolve_jit_compile`) and Keras'
+    own 'does not support jit' warning silenced (train warns once itself)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*" + _KERAS_JIT_WARNING.replace("`", ".") + ".*")
-        model.compile(**arguments, jit_compile=jit_compile)
+        model.compile(**arguments, jit_compile=resolve_jit_compile(model, jit_compile))
 
 
-__all__ = ["JIT_CHOICES", "MIXED_PRECISION_CHOICES", "compile_quietly", "resolve_mixed_precision", "xla_blockers", "xla_warning"]
+__all__ = [
+    "CPU_XLA_MODELS",
+    "JIT_CHOICES",
+    "MIXED_PRECISION_CHOICES",
+    "compile_quietly",
+    "gpu_visible",
+    "resolve_jit_compile",
+    "resolve_mixed_precision",
+    "xla_blockers",
+    "xla_warning",
+]
