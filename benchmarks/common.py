@@ -74,11 +74,14 @@ def _round(value):
 
 
 def machine_line():
-    import tensorflow as tf
+    """The machine, its load and the Keras backend's version (TensorFlow is imported only when it is the backend)."""
+    import keras
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    backend = keras.backend.backend()
+    version = __import__(backend).__version__
     return (f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load}; "
-            f"python {platform.python_version()}, tensorflow {tf.__version__}")
+            f"python {platform.python_version()}, keras {keras.__version__} on {backend} {version}")
 
 
 def format_table(rows):
