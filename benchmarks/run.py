@@ -10,7 +10,15 @@ reports medians (see each script's docstring for what exactly runs):
   (p50, p99) and batch-64 throughput;
 - ``scaling.py``: ``mha_fusion`` step time as the text doubles (64 -> 1024 tokens) and
   training time as the dataset doubles, as growth factors;
-- ``presets.py``: ``mmzoo.build(PRESET_DIR)`` against ``mmzoo.build(name)``.
+- ``presets.py``: ``mmzoo.build(PRESET_DIR)`` against ``mmzoo.build(name)``;
+- ``peer_pytorch.py``: ``mmzoo.train`` against the same networks written in plain PyTorch
+  (eager, and ``torch.compile`` outside ``--quick``), for attention_fusion, mha_fusion,
+  emotion and fusion_classifier;
+- ``xla.py``: every model's training with ``jit_compile=True`` against ``False``, and what
+  ``jit_compile="auto"`` gives (the table it is decided from).
+
+``gpu.py`` is not run here: it runs Keras on JAX (the GPU machine has no TensorFlow), which
+cannot share a process with the TensorFlow benchmarks; run it on its own.
 
 The JSON is a list of ``{"name", "ours", "baseline", "unit", "ratio"}``. ``ratio`` is the
 speed-up of ours over the baseline, except for the ``scaling:`` rows, where it is the
@@ -29,10 +37,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import audio_features  # noqa: E402
+import peer_pytorch  # noqa: E402
 import presets  # noqa: E402
 import scaling  # noqa: E402
 import serving  # noqa: E402
 import train_throughput  # noqa: E402
+import xla  # noqa: E402
 from common import report, write_json  # noqa: E402
 
 BENCHMARKS = {
@@ -41,6 +51,8 @@ BENCHMARKS = {
     "serving": serving,
     "scaling": scaling,
     "presets": presets,
+    "peer": peer_pytorch,
+    "xla": xla,
 }
 # --quick arguments per benchmark; audio keeps 256 clips so that its ratio is stable.
 QUICK = {
@@ -49,6 +61,8 @@ QUICK = {
     "serving": ["--quick"],
     "scaling": ["--quick"],
     "presets": ["--quick"],
+    "peer": ["--quick"],
+    "xla": ["--quick"],
 }
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 

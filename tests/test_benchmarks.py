@@ -32,8 +32,12 @@ TINY = {
     "scaling": ["--lengths", "8", "16", "--batch-size", "2", "--steps", "1", "--sizes", "32", "64",
                 "--repeats", "1"],
     "presets": ["--models", "mlp", "--repeats", "1"],
+    "peer": ["--small", "--examples", "64", "--repeats", "1", "--no-compile", "--torch-threads", "1"],
+    "xla": ["--small", "--models", "mlp", "attention_fusion", "--seconds", "0.05", "--repeats", "1"],
 }
-EXPECTED_ROWS = {"training": 3, "audio": 3, "serving": 4, "scaling": 2, "presets": 1}
+# What the issues ask each row's name to hold, so that readers of latest.json find them.
+ROW_MARKERS = {"peer": "pytorch", "xla": "xla"}
+EXPECTED_ROWS = {"training": 3, "audio": 3, "serving": 4, "scaling": 2, "presets": 1, "peer": 4, "xla": 4}
 
 
 def check_rows(rows):
@@ -56,6 +60,8 @@ def test_benchmark_runs_and_returns_rows(name):
     rows = module.measure(module.parse_args(TINY[name]), log=lines.append)
     assert len(rows) == EXPECTED_ROWS[name], [row["name"] for row in rows]
     check_rows(rows)
+    marker = ROW_MARKERS.get(name, "")
+    assert all(marker in row["name"] for row in rows), (marker, [row["name"] for row in rows])
     assert lines, "the benchmark printed no details"
 
 
