@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import struct
+import typing
 import warnings
 
 import numpy as np
@@ -34,11 +35,12 @@ from mmzoo.validation import check_choice, check_int, check_positive_int
 
 logger = logging.getLogger("mmzoo.data")
 
-__all__ = ["pad_or_trim", "read_audio", "spec_augment", "waveform_dataset"]
+__all__ = ["decode_wav", "inspect_audio", "pad_or_trim", "read_audio", "spec_augment", "waveform_dataset"]
 
 _WAVE_FORMAT_PCM = 1
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 _UNKNOWN_DATA_SIZE = 0xFFFFFFFF  # streaming writers that never went back to fill in the size
+TF_WAV_DECODER = "tf.audio.decode_wav"
 
 
 class _Corrupt(Exception):
@@ -167,6 +169,42 @@ def read_audio(path, sample_rate=16000):
     >>> waveform.dtype, waveform.shape
     (dtype('float32'), (16000,))
     """
+    return _read_audio_file(path, sample_rate)[0]
+
+
+class AudioFile(typing.NamedTuple):
+    """What :func:`inspect_audio` found in an audio file."""
+
+    waveform: np.ndarray  # what read_audio returns
+    fingerprint: int  # mmzoo.data.image.fingerprint of the file's bytes
+    decoder: str  # "tf.audio.decode_wav", "soundfile" or "librosa"
+    sample_rate: int  # the file's own rate
+    channels: int
+
+    @property
+    def graph_decodable(self):
+        """Whether :func:`decode_wav` reads the file in graph ops (16-bit PCM WAV)."""
+        return self.decoder == TF_WAV_DECODER
+
+
+def inspect_audio(path, sample_rate=16000):
+    """:func:`read_audio`, and what the loaders need to read the file again in graph ops.
+
+    Returns:
+        An :class:`AudioFile`: the waveform, a fingerprint of the bytes decoded (to notice a
+        file changed since), the decoder that read it, the file's rate and channels.
+
+    Raises:
+        UnreadableFileError: like :func:`read_audio`.
+    """
+    from mmzoo.data.image import fingerprint
+
+    waveform, data, decoder, rate, channels = _read_audio_file(path, sample_rate)
+    return AudioFile(waveform, int(fingerprint(data)), decoder, rate, channels)
+
+
+def _read_audio_file(path, sample_rate):
+    """``(waveform, the file's bytes, decoder name, file rate, channels)``; see :func:`read_audio`."""
     check_positive_int("sample_rate", sample_rate)
     path = os.fspath(path)
     try:
@@ -188,12 +226,14 @@ def read_audio(path, sample_rate=16000):
     samples = rate = None
     decoders = []
     if header is not None and header["format"] == _WAVE_FORMAT_PCM and header["bits"] == 16:
-        decoders.append(("tf.audio.decode_wav", lambda: _decode_tf_wav(data)))
+        decoders.append((TF_WAV_DECODER, lambda: _decode_tf_wav(data)))
     decoders.append(("soundfile", lambda: _decode_soundfile(data)))
     decoders.append(("librosa", lambda: _decode_librosa(path)))
+    decoder = None
     for name, decode in decoders:
         try:
             samples, rate = decode()
+            decoder = name
             break
         except _Corrupt as error:  # the decoder understood the file and found it damaged
             raise UnreadableFileError(path, str(error)) from None
@@ -208,11 +248,49 @@ def read_audio(path, sample_rate=16000):
     if not np.all(np.isfinite(samples)):
         raise UnreadableFileError(path, "non-finite samples (NaN or infinity)")
     waveform = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+    waveform = _resample(waveform, rate, sample_rate)
+    return waveform, data, decoder, int(rate), int(samples.shape[1])
+
+
+def _resample(waveform, rate, sample_rate):
+    """``waveform`` (float32, mono) at ``rate`` resampled to ``sample_rate`` (soxr, high quality), in [-1, 1]."""
+    waveform = np.asarray(waveform, np.float32)
     if rate != sample_rate:
         import librosa
 
-        waveform = librosa.resample(waveform, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+        waveform = librosa.resample(waveform, orig_sr=int(rate), target_sr=int(sample_rate), res_type="soxr_hq")
     return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def decode_wav(contents, sample_rate=16000):
+    """A 16-bit PCM WAV file's bytes to a mono float32 waveform at ``sample_rate``, in graph ops.
+
+    The same waveform as :func:`read_audio` gives for such a file (within float round-off):
+    ``tf.audio.decode_wav``, channels averaged, and, at another rate, the same soxr
+    resampling (the one step that is not a TensorFlow op: it runs in ``tf.numpy_function``).
+    Usable eagerly and inside ``tf.data`` ``map`` (parallel calls decode in parallel). It
+    does not check the file the way :func:`read_audio` does (truncation, other encodings):
+    give it files :func:`inspect_audio` read with ``graph_decodable`` True.
+
+    Args:
+        contents: a scalar ``tf.string`` tensor holding the file's bytes.
+        sample_rate: the rate of the returned waveform, in Hz.
+
+    Returns:
+        A float32 ``(samples,)`` tensor in [-1, 1].
+    """
+    check_positive_int("sample_rate", sample_rate)
+    samples, rate = tf.audio.decode_wav(contents)
+    waveform = tf.reduce_mean(samples, axis=1)  # mono; a no-op on one channel
+
+    def resample():
+        out = tf.numpy_function(
+            lambda w, r: _resample(w, int(r), sample_rate), [waveform, rate], tf.float32, stateful=False
+        )
+        out.set_shape([None])
+        return out
+
+    return tf.cond(tf.equal(rate, sample_rate), lambda: tf.clip_by_value(waveform, -1.0, 1.0), resample)
 
 
 def pad_or_trim(waveform, length):

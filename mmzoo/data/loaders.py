@@ -31,11 +31,18 @@ ambiguous ones (``a.png`` and ``a.jpg``) count as unreadable too. By default eac
 example is dropped and ONE warning (``warnings.warn`` and the ``mmzoo.data`` logger)
 counts and names every file; with ``strict=True`` the first one raises
 ``UnreadableFileError`` naming it. The datasets then only hold files that decoded, so an
-epoch does not stop on bad data. Texts are read once, up front; images are decoded
-again in graph ops each epoch after checking a hash of their bytes against the one
-taken up front, and audio and video by the Python readers that raise
-``UnreadableFileError``: a file changed on disk after loading stops the epoch with an
-error naming it. The loaders write no files (``cache=True`` caches in memory).
+epoch does not stop on bad data. Texts are read once, up front. Where TensorFlow decodes
+the format, files are decoded again each epoch by graph ops, in parallel
+(``map(..., num_parallel_calls=AUTOTUNE)``, no Python and no GIL), after checking a hash
+of their bytes against the one taken up front: images, 16-bit PCM WAV
+(``tf.audio.decode_wav``, channels averaged; a file at another rate is resampled by the
+same soxr call as :func:`mmzoo.data.audio.read_audio`, in ``tf.numpy_function``) and the
+frames of frame folders (listed and sampled once, up front). The other formats (FLAC,
+OGG, MP3, other WAV encodings, ``.npy`` clips) are read by the Python readers
+(``tf.numpy_function``) that raise ``UnreadableFileError``. Either way, a file changed
+on disk after loading stops the epoch with an error naming it (graph ops: "... changed
+since the loader checked it: PATH"); both give the same arrays. The loaders write no
+files (``cache=True`` caches in memory).
 
 Example:
 >>> data = from_directory("captioned_images/", image_size=(32, 32), sequence_length=16)
@@ -63,7 +70,7 @@ from mmzoo.data.errors import SkippedFiles, UnreadableFileError
 from mmzoo.data.image import COLOR_MODES, IMAGE_EXTENSIONS, INTERPOLATIONS, decode_image, fingerprint, read_image
 from mmzoo.data.text import SPLITS as TEXT_SPLITS
 from mmzoo.data.text import STANDARDIZE, make_text_vectorizer, read_text
-from mmzoo.data.video import PADS, VIDEO_EXTENSIONS, read_video
+from mmzoo.data.video import PADS, VIDEO_EXTENSIONS, frame_plan, read_video
 from mmzoo.models.presence import modality_of_input
 from mmzoo.validation import (
     check_bool,
@@ -140,6 +147,11 @@ class _Example:
     text: str | None = None  # filled in by the check
     absent: list = dataclasses.field(default_factory=list)  # modalities missing under missing="mask"
     image_fingerprint: int = 0  # hash of the image bytes the check decoded
+    audio_fingerprint: int = 0  # hash of the audio bytes the check decoded
+    audio_in_graph: bool = False  # 16-bit PCM WAV: decoded by graph ops (tf.audio.decode_wav) each epoch
+    video_frames: list | None = None  # a frame folder's frame file per output frame ("" black), decoded in graph
+    video_fingerprints: dict = dataclasses.field(default_factory=dict)  # frame file -> hash of its bytes
+    video_mask: object = None  # float32 (num_frames,) of a frame folder: 1 real frame, 0 padding
 
 
 @dataclasses.dataclass
@@ -449,11 +461,21 @@ def _check_example(example, opts):
             elif modality == "audio":
                 if not os.path.isfile(path):
                     raise UnreadableFileError(path, "no such file")
-                waveform = audio_io.read_audio(path, sample_rate=opts.sample_rate)
-                if np.size(waveform) == 0:
+                found = audio_io.inspect_audio(path, sample_rate=opts.sample_rate)
+                if np.size(found.waveform) == 0:
                     raise UnreadableFileError(path, "no audio samples")
+                example.audio_fingerprint, example.audio_in_graph = found.fingerprint, found.graph_decodable
+            elif modality == "video" and os.path.isdir(path):
+                # Decode the frames read_video would, keeping a hash of each: graph ops decode them each epoch.
+                files, mask = frame_plan(path, opts.num_frames, opts.video_pad)
+                fingerprints = {}
+                for frame in dict.fromkeys(f for f in files if f):
+                    _, fingerprints[frame] = read_image(
+                        frame, opts.frame_size, opts.channels, opts.interpolation, return_fingerprint=True
+                    )
+                example.video_frames, example.video_fingerprints, example.video_mask = files, fingerprints, mask
             elif modality == "video":
-                read_video(path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad)
+                read_video(path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad, opts.interpolation)
         except UnreadableFileError as error:
             errors.append(error)
         except Exception as error:  # noqa: BLE001 - a reader failing any other way: name the file
@@ -513,9 +535,49 @@ def _video_reader(opts):
         if not path:  # a missing modality (missing="mask")
             clip = np.zeros((opts.num_frames, *opts.frame_size, opts.channels), np.float32)
             return clip, np.zeros(opts.num_frames, np.float32)
-        return read_video(path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad, return_mask=True)
+        return read_video(
+            path, opts.num_frames, opts.frame_size, opts.channels, opts.video_pad, opts.interpolation, return_mask=True
+        )
 
     return read
+
+
+def _read_unchanged(path, expected, what):
+    """The bytes of ``path`` (graph ops), failing the step, naming the file, when their hash is not ``expected``."""
+    contents = tf.io.read_file(path)
+    unchanged = tf.debugging.Assert(
+        tf.equal(fingerprint(contents), expected), [f"{what} changed since the loader checked it:", path]
+    )
+    with tf.control_dependencies([unchanged]):
+        return tf.identity(contents)
+
+
+def _switch(index, branches, row):
+    """``branches[index](row)``; a single branch is called directly (no conditional in the graph)."""
+    if len(branches) == 1:
+        return branches[0](row)
+    return tf.switch_case(index, [lambda branch=branch: branch(row) for branch in branches])
+
+
+def _frame_slots(examples, num_frames):
+    """The frame folders' plans as columns: each clip's distinct frame files and their hashes in
+    slots (``""`` after the last), each output frame's slot (``num_frames``: a black frame),
+    and the mask of real frames. Examples without a frame folder get black frames, mask 0."""
+    count = len(examples)
+    slots = np.full((count, num_frames), b"", dtype=object)
+    fingerprints = np.zeros((count, num_frames), np.int64)
+    order = np.full((count, num_frames), num_frames, np.int32)
+    masks = np.zeros((count, num_frames), np.float32)
+    for row, example in enumerate(examples):
+        if example.video_frames is None:
+            continue
+        distinct = list(dict.fromkeys(f for f in example.video_frames if f))
+        for slot, frame in enumerate(distinct):
+            slots[row, slot] = frame.encode("utf-8")
+            fingerprints[row, slot] = example.video_fingerprints[frame]
+        order[row] = [distinct.index(f) if f else num_frames for f in example.video_frames]
+        masks[row] = example.video_mask
+    return slots, fingerprints, order, masks
 
 
 def _build(examples, opts, class_names, vectorizer, training):
@@ -531,6 +593,24 @@ def _build(examples, opts, class_names, vectorizer, training):
             columns[f"{modality}_present"] = np.array([modality not in e.absent for e in examples], np.float32)
     if "image" in modalities:
         columns["image_fingerprint"] = np.array([e.image_fingerprint for e in examples], np.int64)
+    # How each example's audio and video are read: by graph ops where TensorFlow decodes the
+    # format (16-bit PCM WAV, frame folders), else by the Python readers (tf.numpy_function).
+    audio_readers = video_readers = ()
+    if "audio" in modalities:
+        kinds = [
+            "absent" if "audio" not in e.files else "graph" if e.audio_in_graph else "python" for e in examples
+        ]
+        audio_readers = tuple(k for k in ("graph", "python", "absent") if k in kinds) or ("absent",)  # or empty
+        columns["audio_reader"] = np.array([audio_readers.index(k) for k in kinds], np.int32)
+        columns["audio_fingerprint"] = np.array([e.audio_fingerprint for e in examples], np.int64)
+    if "video" in modalities:
+        kinds = ["python" if "video" in e.files and e.video_frames is None else "graph" for e in examples]
+        video_readers = tuple(k for k in ("graph", "python") if k in kinds) or ("python",)  # or empty
+        columns["video_reader"] = np.array([video_readers.index(k) for k in kinds], np.int32)
+        if "graph" in video_readers:
+            slots, slot_fingerprints, order, masks = _frame_slots(examples, opts.num_frames)
+            columns.update(video_slots=slots, video_slot_fingerprints=slot_fingerprints, video_order=order,
+                           video_mask=masks)
     if "text" in modalities:
         texts = [e.text or "" for e in examples]  # "" (all padding) where missing
         if opts.text_mode == "raw":
@@ -551,13 +631,46 @@ def _build(examples, opts, class_names, vectorizer, training):
     rename = opts.input_names
 
     def read_image_file(row):
-        contents = tf.io.read_file(row["image"])
-        unchanged = tf.debugging.Assert(
-            tf.equal(fingerprint(contents), row["image_fingerprint"]),
-            ["Image file changed since the loader checked it:", row["image"]],
-        )
-        with tf.control_dependencies([unchanged]):
-            return decode_image(contents, opts.image_size, opts.channels, opts.interpolation)
+        contents = _read_unchanged(row["image"], row["image_fingerprint"], "Image file")
+        return decode_image(contents, opts.image_size, opts.channels, opts.interpolation)
+
+    def audio_in_graph(row):
+        contents = _read_unchanged(row["audio"], row["audio_fingerprint"], "Audio file")
+        return audio_io.pad_or_trim(audio_io.decode_wav(contents, opts.sample_rate), opts.audio_length)
+
+    def audio_in_python(row):
+        waveform, mask = tf.numpy_function(read_audio_clip, [row["audio"]], [tf.float32, tf.float32], stateful=False)
+        waveform.set_shape((opts.audio_length,))
+        mask.set_shape((opts.audio_length,))
+        return waveform, mask
+
+    def no_audio(row):
+        return tf.zeros((opts.audio_length,), tf.float32), tf.zeros((opts.audio_length,), tf.float32)
+
+    def video_in_graph(row):
+        blank = tf.zeros((*opts.frame_size, opts.channels), tf.float32)
+        frames = []
+        for slot in range(opts.num_frames):  # the clip's distinct frames, "" after the last
+            path, expected = row["video_slots"][slot], row["video_slot_fingerprints"][slot]
+            frames.append(tf.cond(
+                tf.strings.length(path) > 0,
+                lambda path=path, expected=expected: decode_image(
+                    _read_unchanged(path, expected, "Video frame"), opts.frame_size, opts.channels, opts.interpolation
+                ),
+                lambda: blank,
+            ))
+        clip = tf.gather(tf.stack([*frames, blank]), row["video_order"])  # slot num_frames: a black frame
+        clip.set_shape((opts.num_frames, *opts.frame_size, opts.channels))
+        return clip, row["video_mask"]
+
+    def video_in_python(row):
+        clip, frame_mask = tf.numpy_function(read_video_clip, [row["video"]], [tf.float32, tf.float32], stateful=False)
+        clip.set_shape((opts.num_frames, *opts.frame_size, opts.channels))
+        frame_mask.set_shape((opts.num_frames,))
+        return clip, frame_mask
+
+    audio_branches = {"graph": audio_in_graph, "python": audio_in_python, "absent": no_audio}
+    video_branches = {"graph": video_in_graph, "python": video_in_python}
 
     def load(row):
         features = {}
@@ -572,20 +685,12 @@ def _build(examples, opts, class_names, vectorizer, training):
         if "text" in row:
             features["text"] = row["text"]
         if "audio" in row:
-            waveform, mask = tf.numpy_function(
-                read_audio_clip, [row["audio"]], [tf.float32, tf.float32], stateful=False
-            )
-            waveform.set_shape((opts.audio_length,))
-            mask.set_shape((opts.audio_length,))
+            waveform, mask = _switch(row["audio_reader"], [audio_branches[k] for k in audio_readers], row)
             features["audio"] = waveform
             if opts.audio_mask:
                 features["audio_mask"] = mask
         if "video" in row:
-            clip, frame_mask = tf.numpy_function(
-                read_video_clip, [row["video"]], [tf.float32, tf.float32], stateful=False
-            )
-            clip.set_shape((opts.num_frames, *opts.frame_size, opts.channels))
-            frame_mask.set_shape((opts.num_frames,))
+            clip, frame_mask = _switch(row["video_reader"], [video_branches[k] for k in video_readers], row)
             features["video"] = clip
         label = row["label"]
         if opts.label_mode == "categorical":

@@ -71,6 +71,26 @@ def sample_frame_indices(num_available, num_frames, pad="repeat"):
     return indices, (indices >= 0).astype(np.float32)
 
 
+def frame_plan(folder, num_frames=16, pad="repeat"):
+    """Which frame file makes each of the ``num_frames`` output frames of a frame folder.
+
+    The frames :func:`read_video` decodes, without decoding them: the loaders list a clip's
+    frames once, up front, and decode them in graph ops each epoch.
+
+    Returns:
+        ``(files, mask)``: ``num_frames`` paths (str; ``""`` for a black padding frame, and
+        the same path again for a repeated frame) and the float32 mask of real frames.
+
+    Raises:
+        UnreadableFileError: naming the folder, when it holds no PNG/JPEG frame.
+    """
+    frame_files = list_frames(folder)
+    if not frame_files:
+        raise UnreadableFileError(folder, "a frame folder without PNG/JPEG frames")
+    indices, mask = sample_frame_indices(len(frame_files), num_frames, pad)
+    return [str(frame_files[i]) if i >= 0 else "" for i in indices], mask
+
+
 def _convert_channels(frames, channels, path):
     have = frames.shape[-1]
     if have == channels:
@@ -161,13 +181,10 @@ def read_video(path, num_frames=16, frame_size=(64, 64), channels=3, pad="repeat
     check_choice("pad", pad, PADS)
     path = pathlib.Path(path)
     if path.is_dir():
-        frame_files = list_frames(path)
-        if not frame_files:
-            raise UnreadableFileError(path, "a frame folder without PNG/JPEG frames")
-        indices, mask = sample_frame_indices(len(frame_files), num_frames, pad)
-        decoded = {i: read_image(frame_files[i], frame_size, channels, interpolation) for i in set(indices) if i >= 0}
+        files, mask = frame_plan(path, num_frames, pad)
+        decoded = {f: read_image(f, frame_size, channels, interpolation) for f in set(files) if f}
         blank = np.zeros((*frame_size, channels), np.float32)
-        frames = np.stack([decoded[i] if i >= 0 else blank for i in indices])
+        frames = np.stack([decoded[f] if f else blank for f in files])
     elif path.suffix.lower() in VIDEO_EXTENSIONS:
         if not path.is_file():
             raise UnreadableFileError(path, "no such file")
