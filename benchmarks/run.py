@@ -14,6 +14,9 @@ reports medians (see each script's docstring for what exactly runs):
 - ``peer_pytorch.py``: ``mmzoo.train`` against the same networks written in plain PyTorch
   (eager, and ``torch.compile`` outside ``--quick``), for attention_fusion, mha_fusion,
   emotion and fusion_classifier;
+- ``loader.py``: ``from_directory`` examples/s on a folder of PNG, WAV, TXT and frame
+  folders, per modality mix, against the samples/s ``fusion_classifier`` training consumes,
+  and training from the files against training from memory;
 - ``xla.py``: every model's training with ``jit_compile=True`` against ``False``, and what
   ``jit_compile="auto"`` gives (the table it is decided from).
 
@@ -37,6 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import audio_features  # noqa: E402
+import loader  # noqa: E402
 import peer_pytorch  # noqa: E402
 import presets  # noqa: E402
 import scaling  # noqa: E402
@@ -52,6 +56,7 @@ BENCHMARKS = {
     "scaling": scaling,
     "presets": presets,
     "peer": peer_pytorch,
+    "loader": loader,
     "xla": xla,
 }
 # --quick arguments per benchmark; audio keeps 256 clips so that its ratio is stable.
@@ -62,6 +67,7 @@ QUICK = {
     "scaling": ["--quick"],
     "presets": ["--quick"],
     "peer": ["--quick"],
+    "loader": ["--quick"],
     "xla": ["--quick"],
 }
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")

@@ -19,7 +19,7 @@ Rows, for each model:
   and at least 1.3 for the recurrent models.
 
     python benchmarks/xla.py                    # every model, about 2 s a run, 3 repeats
-    python benchmarks/xla.py --quick            # every model, about 0.7 s a run, 3 repeats
+    python benchmarks/xla.py --quick            # about 0.7 s a run, without the ImageNet-sized models
     python benchmarks/xla.py --models attention_fusion emotion --json rows.json
 """
 
@@ -31,6 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import interleaved, median, report, speed_row, write_json  # noqa: E402
 
+# 224x224 inputs: one step takes 1-30 s on 2 cores, a model minutes; --quick leaves them out.
+IMAGENET_SIZED = ("early_fusion", "image_text_classifier", "pretrained_fusion", "vgg16_features")
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -40,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, default=64, help="at most this many steps a run (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (default 3)")
     parser.add_argument("--small", action="store_true", help="each model at its registry test_config (for tests)")
-    parser.add_argument("--quick", action="store_true", help="runs of about 0.7 s")
+    parser.add_argument("--quick", action="store_true", help="runs of about 0.7 s, without the ImageNet-sized models")
     parser.add_argument("--json", metavar="PATH", help="write the rows as JSON to PATH")
     args = parser.parse_args(argv)
     if args.quick:
@@ -107,7 +110,9 @@ def bench_model(name, args, log=print):
 def measure(args, log=print):
     import mmzoo
 
-    names = args.models or mmzoo.list_models()
+    names = args.models or [
+        name for name in mmzoo.list_models() if not (args.quick and name in IMAGENET_SIZED)
+    ]
     unknown = [name for name in names if name not in mmzoo.list_models()]
     if unknown:
         raise SystemExit(f"unknown models {unknown}; registered: {', '.join(mmzoo.list_models())}")
