@@ -101,6 +101,17 @@ def report(rows, footnote):
     print(footnote)
 
 
+def run_benchmark(parse_args, measure, footnote, argv=None):
+    """A benchmark script's ``main``: parse, measure, print the table, and write ``--json PATH`` if given."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    rows = measure(args)
+    report(rows, f"({footnote}; {time.perf_counter() - started:.0f} s in all)")
+    if getattr(args, "json", None):
+        write_json(rows, args.json)
+    return rows
+
+
 def write_json(rows, path):
     """Write the rows atomically and durably: a reader (or a killed run, or a power cut) never
     sees a half-written file. The temporary file and its folder are fsynced before the rename,

@@ -29,7 +29,7 @@ import time
 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported, here or by common
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import interleaved, median, report, speed_row, write_json  # noqa: E402
+from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 DEFAULT_MODELS = ("attention_fusion", "mha_fusion", "emotion", "cross_modal_retrieval", "fusion_classifier")
 
@@ -121,13 +121,7 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    started = time.perf_counter()
-    rows = measure(args)
-    report(rows, f"(ratio = bfloat16 + XLA / float32 without XLA; {time.perf_counter() - started:.0f} s in all)")
-    if args.json:
-        write_json(rows, args.json)
-    return rows
+    return run_benchmark(parse_args, measure, "ratio = bfloat16 + XLA / float32 without XLA", argv)
 
 
 if __name__ == "__main__":

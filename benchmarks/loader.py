@@ -58,7 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import interleaved, median, report, speed_row, write_json  # noqa: E402
+from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 MIXES = ("image", "image+audio", "image+audio+text", "video")
 IMAGE_SIZE = (48, 48)
@@ -237,12 +237,8 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    rows = measure(args)
-    report(rows, "(ratio = ours / baseline; headroom rows: target >= 2; files vs memory rows: target >= 0.95)")
-    if args.json:
-        write_json(rows, args.json)
-    return rows
+    footnote = "ratio = ours / baseline; headroom rows: target >= 2; files vs memory rows: target >= 0.95"
+    return run_benchmark(parse_args, measure, footnote, argv)
 
 
 if __name__ == "__main__":

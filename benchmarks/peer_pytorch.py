@@ -80,7 +80,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import ROW_KEYS, interleaved, median, report, speed_row, write_json  # noqa: E402, F401
+from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 try:
     import torch
@@ -757,12 +757,9 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    rows = measure(args)
-    report(rows, "(ratio = mmzoo samples/s / PyTorch samples/s; above 1: mmzoo is faster)")
-    if args.json:
-        write_json(rows, args.json)
-    return rows
+    return run_benchmark(
+        parse_args, measure, "ratio = mmzoo samples/s / PyTorch samples/s; above 1: mmzoo is faster", argv
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ The JSON is a list of ``{"name", "ours", "baseline", "unit", "ratio"}``. ``ratio
 speed-up of ours over the baseline, except for the ``scaling:`` rows, where it is the
 growth factor of the larger size over the smaller.
 
-    python benchmarks/run.py            # the full runs (about 10 minutes on 2 cores)
-    python benchmarks/run.py --quick    # smaller runs, under 5 minutes on 2 cores
+    python benchmarks/run.py            # the full runs (about 25 minutes on 2 cores: xla and peer are long)
+    python benchmarks/run.py --quick    # smaller runs, about 6-7 minutes on 2 cores
     python benchmarks/run.py --only audio serving --output /tmp/rows.json
 """
 
@@ -75,7 +75,7 @@ DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resul
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs (under 5 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (about 6-7 minutes on 2 cores)")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"the JSON file (default {DEFAULT_OUTPUT})")
     return parser.parse_args(argv)

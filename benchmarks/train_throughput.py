@@ -30,9 +30,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 
-from common import interleaved, median, report, speed_row, write_json  # noqa: E402
+from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 DEFAULT_MODELS = ("cifar_multimodal", "attention_fusion", "mha_fusion", "emotion")
 
@@ -133,12 +132,7 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    rows = measure(args)
-    report(rows, "(ratio = ours / baseline)")
-    if args.json:
-        write_json(rows, args.json)
-    return rows
+    return run_benchmark(parse_args, measure, "ratio = ours / baseline", argv)
 
 
 if __name__ == "__main__":

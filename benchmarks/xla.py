@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import interleaved, median, report, speed_row, write_json  # noqa: E402
+from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 # 224x224 inputs: one step takes 1-30 s on 2 cores, a model minutes; --quick leaves them out.
 IMAGENET_SIZED = ("early_fusion", "image_text_classifier", "pretrained_fusion", "vgg16_features")
@@ -128,12 +128,7 @@ def measure(args, log=print):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    rows = measure(args)
-    report(rows, "(ratio = samples/s with XLA (or auto) / samples/s without)")
-    if args.json:
-        write_json(rows, args.json)
-    return rows
+    return run_benchmark(parse_args, measure, "ratio = samples/s with XLA (or auto) / samples/s without", argv)
 
 
 if __name__ == "__main__":

@@ -60,11 +60,13 @@ def gpu_visible():
 
 # What benchmarks/xla.py measured on this project's 2-core CPU under TensorFlow 2.21, float32,
 # batch 32, document defaults (the README's table, "XLA where it pays"): the registered
-# models that XLA sped up by more than 1.1x in every run. It slowed the convolutional models
-# on 224x224 and 32x32 images and fusion_classifier's raw-audio CNN (0.4-0.9x); the small
-# dense models moved either way from run to run (0.6-1.9x: the spread of a shared machine),
-# so "auto" leaves those without XLA.
-CPU_XLA_MODELS = frozenset({"attention_fusion", "cross_modal_retrieval", "emotion", "mha_fusion"})
+# models that XLA sped up by 1.1x or more in each of three runs. It slowed the
+# convolutional models on 224x224 and 32x32 images (0.4-0.9x) and did nothing for
+# fusion_classifier's raw-audio CNN (0.8-1.0x); the other small models moved either way
+# from run to run (0.8-1.9x: the spread of a shared machine), so "auto" leaves them off.
+CPU_XLA_MODELS = frozenset(
+    {"attention_fusion", "cross_modal_retrieval", "dynamic_fusion", "emotion", "mha_fusion"}
+)
 
 
 def _has_recurrent_layer(model):
