@@ -68,6 +68,23 @@ def refused_connections():
 
 
 @pytest.fixture(autouse=True)
+def _no_cpu_xla_by_default(request, monkeypatch):
+    """Keep models built in tests uncompiled by XLA unless a test is marked ``xla_auto``.
+
+    On a CPU ``jit_compile="auto"`` turns XLA on for the models where it was measured to
+    pay (mmzoo.training.precision.CPU_XLA_MODELS); its compilation costs seconds per model,
+    which hundreds of small test models would pay for nothing. The tests of that choice are
+    marked ``xla_auto`` and see the real table.
+    """
+    if request.node.get_closest_marker("xla_auto") is None:
+        from mmzoo.training import precision
+
+        monkeypatch.setattr(precision, "CPU_XLA_MODELS", frozenset())
+        monkeypatch.setattr(precision, "_has_recurrent_layer", lambda model: False)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from the same seed and float32, whatever the test before did."""
     keras.config.set_dtype_policy("float32")

@@ -53,8 +53,12 @@ def test_every_benchmark_has_tiny_arguments():
     assert set(TINY) == set(runner.BENCHMARKS) == set(runner.QUICK)
 
 
+# Run at TINY sizes by their own test file, with more checks (one tiny run each is enough).
+DEDICATED = {"loader": "tests/test_benchmark_loader.py"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(set(TINY) - set(DEDICATED)))
 def test_benchmark_runs_and_returns_rows(name):
     module = runner.BENCHMARKS[name]
     lines = []

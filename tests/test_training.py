@@ -90,6 +90,7 @@ def test_policy_is_restored_after_an_error():
 # --- XLA ----------------------------------------------------------------------------------
 
 
+@pytest.mark.xla_auto
 def test_auto_jit_compile_follows_the_measured_table_on_cpu():
     from mmzoo.training import CPU_XLA_MODELS, resolve_jit_compile
 
