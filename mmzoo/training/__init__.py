@@ -9,9 +9,10 @@
   in a ``LossScaleOptimizer`` under ``mixed_float16``, and the previous global dtype policy
   is restored when ``train`` returns (or raises).
 - **XLA**: ``jit_compile`` goes to ``compile``; ``"auto"`` is decided per model from what
-  ``benchmarks/xla.py`` measured (:func:`resolve_jit_compile`): on a CPU, XLA for the models
-  with a recurrent layer (1.3x and more) and not for the others (it slows convolutions);
-  on a GPU and on JAX, Keras' own choice (XLA wherever every layer supports it). With ``jit_compile=True`` on a model that has a
+  ``benchmarks/xla.py`` measured (:func:`resolve_jit_compile`): on a CPU, XLA for the
+  models it sped up in every run (:data:`CPU_XLA_MODELS`) and for any model with a recurrent
+  layer, not for the others (it slows convolutions); on a GPU and on JAX, Keras' own choice
+  (XLA wherever every layer supports it). With ``jit_compile=True`` on a model that has a
   layer XLA cannot compile (``supports_jit=False``: lookup layers, an LSTM/GRU on the cuDNN
   kernel), ``train`` warns once, naming the layers and the XLA-friendly variant
   (``LSTM(use_cudnn=False)``), and trains without XLA.

@@ -13,7 +13,7 @@ from mmzoo.registry import build
 from mmzoo.training.callbacks import diverged_error, metrics_table, recipe_callbacks, standard_callbacks
 from mmzoo.training.data_checks import adapt_inputs, check_data, is_splits, is_tf_dataset, unpack_splits
 from mmzoo.training.distributed import distributed_fit
-from mmzoo.training.precision import JIT_CHOICES, compile_quietly, resolve_mixed_precision, xla_blockers, xla_warning
+from mmzoo.training.precision import check_jit_compile, compile_quietly, resolve_mixed_precision, xla_blockers, xla_warning
 from mmzoo.training.strategy import chief_of, is_multi_worker, resolve_strategy, scope_of, task_index
 from mmzoo.validation import check_positive_int
 
@@ -172,10 +172,7 @@ def train(
             kept, and ``best.keras`` is never a model of the diverged epoch: ``train``
             with the same ``checkpoint_dir`` resumes from that epoch.
     """
-    if jit_compile not in JIT_CHOICES or not isinstance(jit_compile, (bool, str)):
-        raise ValueError(
-            f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}"
-        )
+    check_jit_compile(jit_compile)
     check_positive_int("epochs", epochs)
     if batch_size is not None:
         check_positive_int("batch_size", batch_size)

@@ -69,6 +69,12 @@ CPU_XLA_MODELS = frozenset(
 )
 
 
+def check_jit_compile(jit_compile):
+    """Raise ``ValueError`` unless ``jit_compile`` is one of :data:`JIT_CHOICES` (``1`` is not True)."""
+    if not isinstance(jit_compile, (bool, str)) or jit_compile not in JIT_CHOICES:
+        raise ValueError(f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}")
+
+
 def _has_recurrent_layer(model):
     return any(isinstance(layer, keras.layers.RNN) for layer in model._flatten_layers(include_self=False))
 
@@ -87,8 +93,7 @@ def resolve_jit_compile(model, jit_compile="auto"):
       it; on JAX without it every operation is dispatched from Python);
     - PyTorch: False (Keras' choice too).
     """
-    if jit_compile is not True and jit_compile is not False and jit_compile != "auto":
-        raise ValueError(f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}")
+    check_jit_compile(jit_compile)
     if jit_compile != "auto":
         return jit_compile
     backend = keras.backend.backend()
@@ -144,6 +149,7 @@ def compile_quietly(model, jit_compile, **arguments):
 __all__ = [
     "CPU_XLA_MODELS",
     "JIT_CHOICES",
+    "check_jit_compile",
     "MIXED_PRECISION_CHOICES",
     "compile_quietly",
     "gpu_visible",
