@@ -21,9 +21,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROW_KEYS = ("name", "ours", "baseline", "unit", "ratio")
 
 
-def interleaved(sides, repeats, warmup=1):
+def interleaved(sides, repeats, warmup=1, settle=0.0):
     """``{side: [seconds, ...]}``: each side run ``warmup`` times untimed, then ``repeats`` timed
-    rounds in an order that rotates each round, so a slow patch of the machine hits every side."""
+    rounds in an order that rotates each round, so a slow patch of the machine hits every side.
+
+    ``settle`` seconds of sleep come before each timed run (not timed). Two frameworks in one
+    process need it: the worker threads one leaves spinning after its run (PyTorch's OpenMP
+    pool, TensorFlow's Eigen pool) take the cores from the other's next run. Measured for the
+    PyTorch peer of mha_fusion on 2 cores: mmzoo 0.305 s a run straight after PyTorch, 0.146 s
+    after a 0.5 s pause, 0.142 s with no PyTorch run at all.
+    """
+    if settle < 0:
+        raise ValueError(f"settle must be >= 0 seconds. Received: settle={settle!r}")
     for _ in range(warmup):
         for run in sides.values():
             run()
@@ -32,6 +41,8 @@ def interleaved(sides, repeats, warmup=1):
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             sides[name]()
             times[name].append(time.perf_counter() - start)

@@ -64,6 +64,10 @@ sets ``torch.set_num_threads(N)``: with the default (one thread per core) PyTorc
 threads meet at a barrier after every operation, so on a machine that other processes
 share a run can take 10-50 times as long (measured here at a load average of 4; TensorFlow's
 thread pool slowed far less): compare on an idle machine, or see the difference with 1.
+``--settle S`` (default 0.5) sleeps S seconds before each timed run: each framework leaves its worker threads spinning
+after a run, and on 2 cores they take the cores from the other framework's next run (mmzoo's
+mha_fusion took 0.305 s a run straight after PyTorch's, 0.146 s after a 0.5 s pause, 0.142 s
+with no PyTorch in between; PyTorch gained too, 0.147 s -> 0.124 s).
 
     python benchmarks/peer_pytorch.py                 # 4 models, eager and torch.compile
     python benchmarks/peer_pytorch.py --quick         # eager only, 512 examples, 3 repeats
@@ -110,8 +114,13 @@ def parse_args(argv=None):
     parser.add_argument("--jit", choices=list(JIT), default="auto", help="mmzoo.train's jit_compile (default auto)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch.set_num_threads (default: left at PyTorch's default, one per core)")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds of sleep before each timed run, so that the threads the other framework "
+                             "left spinning are idle (default 0.5; 0 to see the interference)")
     parser.add_argument("--json", metavar="PATH", help="write the rows as JSON to PATH")
     args = parser.parse_args(argv)
+    if args.settle < 0:
+        parser.error("--settle must be 0 or more seconds")
     if args.examples is None:
         args.examples = 512 if args.quick else 1024
     if args.repeats is None:
@@ -719,7 +728,7 @@ def bench_model(name, args, log=print):
         except Exception as error:  # noqa: BLE001 - any failure of the compiler: no row, and say why
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             log(f"  {name}: torch.compile failed, no compile row ({type(error).__name__}: {message[:300]})")
-    times = interleaved(sides, args.repeats)
+    times = interleaved(sides, args.repeats, settle=args.settle)
     samples = args.examples * args.epochs
     rates = {side: samples / median(times[side]) for side in sides}
     keras.backend.clear_session()
@@ -743,7 +752,8 @@ def measure(args, log=print):
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     log(
         f"PyTorch peers: {args.examples} examples x {args.epochs} epoch(s), batch {args.batch_size} ({steps} steps "
-        f"a run); median of {args.repeats} interleaved runs after a warm-up; ours: mmzoo.train on tf.data, "
+        f"a run); median of {args.repeats} interleaved runs after a warm-up, each after a {args.settle:g} s "
+        f"pause; ours: mmzoo.train on tf.data, "
         f"jit_compile={JIT[args.jit]!r}; baseline: the same network in PyTorch {torch.__version__}, eager"
         + ("" if args.no_compile else " and torch.compile")
         + f", torch.get_num_threads() = {torch.get_num_threads()}; float32"

@@ -32,7 +32,8 @@ TINY = {
     "scaling": ["--lengths", "8", "16", "--batch-size", "2", "--steps", "1", "--sizes", "32", "64",
                 "--repeats", "1"],
     "presets": ["--models", "mlp", "--repeats", "1"],
-    "peer": ["--small", "--examples", "64", "--repeats", "1", "--no-compile", "--torch-threads", "1"],
+    "peer": ["--small", "--examples", "64", "--repeats", "1", "--no-compile", "--torch-threads", "1",
+             "--settle", "0"],
     "loader": ["--examples", "8", "--classes", "2", "--frames", "2", "--batch-size", "4", "--repeats", "1"],
     "xla": ["--small", "--models", "mlp", "attention_fusion", "--seconds", "0.05", "--repeats", "1"],
 }
@@ -68,6 +69,22 @@ def test_benchmark_runs_and_returns_rows(name):
     marker = ROW_MARKERS.get(name, "")
     assert all(marker in row["name"] for row in rows), (marker, [row["name"] for row in rows])
     assert lines, "the benchmark printed no details"
+
+
+def test_interleaved_rotates_the_order_and_settles_before_each_timed_run(monkeypatch):
+    events = []
+    monkeypatch.setattr(common.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
+    sides = {name: (lambda name=name: events.append(name)) for name in ("a", "b")}
+    times = common.interleaved(sides, repeats=2, warmup=1, settle=0.25)
+    assert events == ["a", "b",  # the warm-up: no pause
+                      ("sleep", 0.25), "a", ("sleep", 0.25), "b",
+                      ("sleep", 0.25), "b", ("sleep", 0.25), "a"]
+    assert {name: len(values) for name, values in times.items()} == {"a": 2, "b": 2}
+    events.clear()
+    common.interleaved(sides, repeats=1, warmup=0)
+    assert events == ["a", "b"]  # settle=0: no sleep at all
+    with pytest.raises(ValueError, match="settle=-1"):
+        common.interleaved(sides, repeats=1, settle=-1)
 
 
 def test_quick_arguments_parse():
