@@ -130,6 +130,55 @@ def test_batch_size_batches_arrays_and_is_refused_for_datasets():
         train(model, (x, y), batch_size=0, verbose=0)
 
 
+def _recorded_dataset(model, n, batch_size, seen):
+    """``n`` examples reshuffled each pass, batched; ``seen`` gets each example's index as it is read."""
+    import tensorflow as tf
+
+    x, y = synthetic_arrays(model, n=n)
+
+    def record(index):
+        seen.append(int(index))
+        return index
+
+    def example(index):
+        index = tf.ensure_shape(tf.py_function(record, [index], tf.int64), [])
+        return {key: tf.gather(value, index) for key, value in x.items()}, tf.gather(y, index)
+
+    return tf.data.Dataset.range(n).shuffle(n, seed=1, reshuffle_each_iteration=True).map(example).batch(batch_size)
+
+
+def test_a_dataset_trains_whole_epochs_reshuffled_from_one_iterator():
+    import tensorflow as tf
+
+    from mmzoo.training.fit import epochs_from_one_iterator
+
+    model = mmzoo.build("mlp", **small("mlp"))
+    seen, steps = [], []
+    data = _recorded_dataset(model, 20, 8, seen)
+    repeated, steps_per_epoch = epochs_from_one_iterator(data)
+    assert steps_per_epoch == 3 and int(repeated.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    counter = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: steps.append(0),
+        on_train_batch_end=lambda batch, logs: steps.__setitem__(-1, steps[-1] + 1),
+    )
+    history = train(model, data, epochs=3, verbose=0, callbacks=[counter],
+                    early_stopping_patience=None, reduce_lr_patience=None)
+    assert steps == [3, 3, 3] and len(history.history["loss"]) == 3  # 8 + 8 + 4 examples an epoch
+    epochs = [seen[i * 20 : (i + 1) * 20] for i in range(3)]  # reading ahead only adds at the end
+    assert all(sorted(epoch) == list(range(20)) for epoch in epochs)  # every example once an epoch
+    assert len({tuple(epoch) for epoch in epochs}) == 3  # in a new order each epoch
+
+    # A dataset of unknown length keeps Keras' own epochs (an iterator each), whole too.
+    unknown = data.filter(lambda x, y: True)
+    assert epochs_from_one_iterator(unknown) == (unknown, None)
+    steps.clear()
+    train(model, unknown, epochs=2, verbose=0, callbacks=[counter],
+          early_stopping_patience=None, reduce_lr_patience=None)
+    assert steps == [3, 3]
+    arrays = synthetic_arrays(model, n=8)
+    assert epochs_from_one_iterator(arrays) == (arrays, None)
+
+
 @pytest.mark.parametrize("name", ["mlp", "concat_fusion", "emotion"])
 def test_jit_compile_trains_models_that_support_it(name):
     with warnings.catch_warnings():
