@@ -54,9 +54,12 @@ The twins, with what differs from Keras:
   are those ``mmzoo.train`` adapts, adapted before the copy), the mean and max over the
   non-silent frames, modality dropout (0.25), the head's dropout (0.3).
 
-``python benchmarks/peer_pytorch.py`` trains 1024 examples x 1 epoch, batch 32 (32 steps),
-median of 5 interleaved runs after a warm-up; ``--quick`` 512 examples, 3 runs, eager only
-(torch.compile's compilation of the four networks takes minutes here). The rows are
+``python benchmarks/peer_pytorch.py`` trains 1024 examples x 4 epochs, batch 32 (128 steps),
+median of 5 interleaved runs after a warm-up; ``--quick`` 512 examples x 2 epochs, 3 runs, eager only
+(torch.compile's compilation of the four networks takes minutes here). A timed run is one
+``mmzoo.train`` call, as a user trains: its tf.data iterator is torn down once at the end
+(which waits on tf.data's autotuning thread, up to ~150 ms here), so runs of a single short
+epoch would mostly measure that. The rows are
 ``peer <model>: mmzoo.train vs pytorch eager`` and ``... vs pytorch torch.compile`` (ratio
 above 1: mmzoo is faster): 8 rows, 4 with ``--quick`` or ``--no-compile``. ``--small``
 builds each model with its registry ``test_config`` (for the tests). ``--torch-threads N``
@@ -64,8 +67,8 @@ sets ``torch.set_num_threads(N)``: with the default (one thread per core) PyTorc
 threads meet at a barrier after every operation, so on a machine that other processes
 share a run can take 10-50 times as long (measured here at a load average of 4; TensorFlow's
 thread pool slowed far less): compare on an idle machine, or see the difference with 1.
-``--settle S`` (default 0.5) sleeps S seconds before each timed run: each framework leaves its worker threads spinning
-after a run, and on 2 cores they take the cores from the other framework's next run (mmzoo's
+``--settle S`` (default 0.5) sleeps S seconds before each timed run: each framework leaves
+its worker threads spinning after a run, and on 2 cores they take the cores from the other framework's next run (mmzoo's
 mha_fusion took 0.305 s a run straight after PyTorch's, 0.146 s after a 0.5 s pause, 0.142 s
 with no PyTorch in between; PyTorch gained too, 0.147 s -> 0.124 s).
 
@@ -104,7 +107,8 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=list(DEFAULT_MODELS),
                         help="models with a PyTorch twin (default: all four)")
     parser.add_argument("--examples", type=int, default=None, help="training examples (default 1024; --quick 512)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed run (default 1)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per timed run, one mmzoo.train call (default 4; --quick 2)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 5; --quick 3)")
     parser.add_argument("--quick", action="store_true",
@@ -125,6 +129,8 @@ def parse_args(argv=None):
         args.examples = 512 if args.quick else 1024
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 4
     if args.quick:
         args.no_compile = True
     for name in ("examples", "epochs", "batch_size", "repeats", "torch_threads"):

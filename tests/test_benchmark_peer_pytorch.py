@@ -188,10 +188,10 @@ def test_unsupported_variants_are_refused():
 
 def test_arguments():
     args = peer.parse_args([])
-    assert (args.examples, args.epochs, args.batch_size, args.repeats, args.jit) == (1024, 1, 32, 5, "auto")
+    assert (args.examples, args.epochs, args.batch_size, args.repeats, args.jit) == (1024, 4, 32, 5, "auto")
     assert args.settle == 0.5
     quick = peer.parse_args(["--quick"])
-    assert (quick.examples, quick.repeats, quick.no_compile) == (512, 3, True)
+    assert (quick.examples, quick.epochs, quick.repeats, quick.no_compile) == (512, 2, 3, True)
     for argv in (["--examples", "100"], ["--repeats", "0"], ["--models", "mlp"], ["--jit", "yes"],
                  ["--settle", "-1"]):
         with pytest.raises(SystemExit):

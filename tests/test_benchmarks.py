@@ -32,7 +32,7 @@ TINY = {
     "scaling": ["--lengths", "8", "16", "--batch-size", "2", "--steps", "1", "--sizes", "32", "64",
                 "--repeats", "1"],
     "presets": ["--models", "mlp", "--repeats", "1"],
-    "peer": ["--small", "--examples", "64", "--repeats", "1", "--no-compile", "--torch-threads", "1",
+    "peer": ["--small", "--examples", "64", "--epochs", "1", "--repeats", "1", "--no-compile", "--torch-threads", "1",
              "--settle", "0"],
     "loader": ["--examples", "8", "--classes", "2", "--frames", "2", "--batch-size", "4", "--repeats", "1"],
     "xla": ["--small", "--models", "mlp", "attention_fusion", "--seconds", "0.05", "--repeats", "1"],
