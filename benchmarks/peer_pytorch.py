@@ -20,13 +20,11 @@ Both sides use the model's ``default_compile_arguments()``: Adam with Keras' def
 (learning rate 1e-3, betas 0.9/0.999, epsilon 1e-7) and binary or sparse categorical
 cross-entropy (in PyTorch on the logits: ``BCEWithLogitsLoss``, ``CrossEntropyLoss``, the
 same loss). Everything is float32; ``torch.set_num_threads`` is left at its default
-(logged). Three differences of the optimizers remain, none of them a cost: Keras adds
+(logged). Two differences of the optimizers remain, neither of them a cost: Keras adds
 epsilon before Adam's bias correction (``epsilon / sqrt(1 - beta_2**t)`` after it, 3.2e-6
-at the first step, falling to 1e-7), which matters only for gradients that small; Keras'
-TensorFlow Adam updates an embedding from its un-merged sparse gradient (a row seen k
-times in a batch moves up to ``sqrt(k)`` times the learning rate in a step, PyTorch's
-dense Adam at most once); PyTorch updates batch normalisation's running variance with the
-unbiased batch variance (Keras with the biased one). The tests check the rest to rounding:
+at the first step, falling to 1e-7), which matters only for gradients that small;
+PyTorch updates batch normalisation's running variance with the unbiased batch variance
+(Keras with the biased one). The tests check the rest to rounding:
 same outputs, same loss, and after one step the same weights.
 
 The twins, with what differs from Keras:

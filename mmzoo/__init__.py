@@ -7,7 +7,7 @@ True
 
 __version__ = "0.1.0"
 
-from mmzoo import layers, metrics, models  # noqa: F401  (importing models registers them)
+from mmzoo import layers, metrics, models, optimizers  # noqa: F401  (importing models registers them)
 from mmzoo.presets import save_preset
 from mmzoo.registry import build, describe, dummy_batch, list_models, register_model
 

@@ -34,6 +34,7 @@ def models():
 def test_builds_compiled_with_a_card(name):
     model = build_small(name)
     assert model.compiled
+    assert isinstance(model.optimizer, mmzoo.optimizers.Adam)  # token rows merged (tests/test_optimizers.py)
     card = mmzoo.describe(name)
     assert card.summary and card.source and card.task and card.corrections
     assert sorted(card.inputs) == sorted(mmzoo.dummy_batch(model)[0])

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from mmzoo.optimizers import Adam
+
 # The argument checks live in mmzoo.validation; model files import them from here.
 from mmzoo.validation import (  # noqa: F401
     closest,
@@ -324,17 +326,18 @@ class MultimodalModel(keras.Model):
         return cls(**config)
 
     def default_compile_arguments(self):
-        """The document's optimizer (Adam) with a loss and a metric per output that has a target."""
+        """The document's optimizer (Adam, :class:`mmzoo.optimizers.Adam`) with a loss and a metric per
+        output that has a target."""
         if not isinstance(self.targets, dict):
             return {
-                "optimizer": "adam",
+                "optimizer": Adam(),
                 "loss": TARGET_LOSSES[self.targets],
                 "metrics": [TARGET_METRICS[self.targets]],
             }
         targeted = {key: kind for key, kind in self.targets.items() if kind is not None}
         loss = {k: TARGET_LOSSES[kind] for k, kind in targeted.items() if k not in self.metric_only_outputs}
         metrics = {key: [TARGET_METRICS[kind]] for key, kind in targeted.items()}
-        return {"optimizer": "adam", "loss": loss, "metrics": metrics}
+        return {"optimizer": Adam(), "loss": loss, "metrics": metrics}
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras' compiled metrics index `y` by every output name; outputs without a

@@ -15,6 +15,7 @@ from mmzoo.models.base import (
     target_kind,
 )
 from mmzoo.models.blocks import fuse_by_name, imagenet_backbone
+from mmzoo.optimizers import Adam
 from mmzoo.registry import register_model
 
 VGG16_POOLINGS = ("flatten", "avg", "max")
@@ -80,7 +81,7 @@ class VGG16Features(MultimodalModel):
         weights often collapses to all-zero ReLU features: 3 seeds in 7 did on one
         fixed batch, none at 1e-4.
         """
-        return {**super().default_compile_arguments(), "optimizer": keras.optimizers.Adam(1e-4)}
+        return {**super().default_compile_arguments(), "optimizer": Adam(1e-4)}
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

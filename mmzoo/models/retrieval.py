@@ -20,6 +20,7 @@ from mmzoo.models.recognition import (
     text_encoder,
     text_input,
 )
+from mmzoo.optimizers import Adam
 from mmzoo.registry import register_model
 
 RETRIEVAL_MODALITIES = ("image", "text", "audio")
@@ -195,7 +196,7 @@ class CrossModalRetrieval(MultimodalModel):
 
     def default_compile_arguments(self):
         """Adam; the loss is the model's own contrastive loss and there is no target to measure."""
-        return {"optimizer": "adam"}
+        return {"optimizer": Adam()}
 
 
 @register_model(

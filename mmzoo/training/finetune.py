@@ -25,6 +25,7 @@ Example:
 import keras
 
 from mmzoo.models.anatomy import head_layers
+from mmzoo.optimizers import Adam
 
 PARTS_HELP = "'encoders', 'head', an input name or a modality ('image', 'audio', 'text', 'video', 'features')"
 
@@ -107,7 +108,7 @@ def _check_rate(name, value):
 
 def _recompile(model, learning_rate):
     arguments = dict(model.default_compile_arguments())
-    arguments["optimizer"] = keras.optimizers.Adam(learning_rate)
+    arguments["optimizer"] = Adam(learning_rate)
     model.compile(**arguments)
 
 
