@@ -11,7 +11,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -126,18 +125,12 @@ def run_benchmark(parse_args, measure, footnote, argv=None):
 def write_json(rows, path):
     """Write the rows atomically and durably: a reader (or a killed run, or a power cut) never
     sees a half-written file. The temporary file and its folder are fsynced before the rename,
-    the folder after it (``mmzoo._atomic.replace``)."""
-    from mmzoo._atomic import make_directories, replace
+    the folder after it (``mmzoo._atomic.write_file``)."""
+    from mmzoo._atomic import write_file
 
-    directory = os.path.dirname(os.path.abspath(path))
-    make_directories(directory)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".latest-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as stream:
+    def write(temporary):
+        with open(temporary, "w") as stream:
             json.dump([{key: row[key] for key in ROW_KEYS} for row in rows], stream, indent=2)
             stream.write("\n")
-        replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+
+    write_file(path, write, suffix=".json")

@@ -4,7 +4,7 @@ A rename is atomic but, until the folder holding the names is fsynced, not durab
 a power cut the file system may show the old name, or the new name on a file whose data
 never reached the disk (an empty or truncated file). Every atomic writer of mmzoo (the
 checkpoints, the backup, ``save_model_atomically``, the export's publication, the
-benchmarks' JSON) therefore does, in this order:
+benchmarks' JSON; single files through :func:`write_file`) therefore does, in this order:
 
 1. write the temporary file or folder;
 2. :func:`fsync_tree` it (every file under it and every folder, itself included) and
@@ -17,6 +17,7 @@ No TensorFlow or Keras here: ``benchmarks/common.py`` uses it too.
 
 import errno
 import os
+import tempfile
 
 # fsync on a folder is refused by some file systems (and folders cannot be opened on
 # Windows): nothing more can be done there, and the write itself has succeeded.
@@ -87,6 +88,28 @@ def make_directories(path):
         fsync_directory(created)
 
 
+def write_file(path, write, suffix=""):
+    """Create or overwrite the file ``path`` atomically and durably: ``write(temporary)`` writes a
+    temporary file beside it (named ``.<name>.<random><suffix>``; some writers need their own
+    suffix, e.g. ``.keras`` or ``.npz``), which :func:`replace` then renames over ``path``.
+
+    A failure (or an interrupt) removes the temporary file and leaves an earlier file at
+    ``path`` as it was; the folder is created (durably) if it is missing.
+    """
+    path = os.path.abspath(os.fspath(path))
+    directory, name = os.path.split(path)
+    make_directories(directory)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=suffix)
+    os.close(handle)
+    try:
+        write(temporary)
+        replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 def replace(source, target):
     """``os.replace(source, target)``, durable: ``source`` (a file or a folder) and its folder are
     fsynced before the rename, the folder of ``target`` after it."""
@@ -97,4 +120,4 @@ def replace(source, target):
     fsync_directory(os.path.dirname(os.path.abspath(target)))
 
 
-__all__ = ["fsync_directory", "fsync_file", "fsync_tree", "make_directories", "replace"]
+__all__ = ["fsync_directory", "fsync_file", "fsync_tree", "make_directories", "replace", "write_file"]

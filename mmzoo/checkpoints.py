@@ -19,14 +19,13 @@ diverged run, so that the run can be started again from it (with a lower learnin
 
 import json
 import os
-import pathlib
 import secrets
 import shutil
 
 import keras
 import numpy as np
 
-from mmzoo._atomic import fsync_directory, fsync_tree, make_directories, replace
+from mmzoo._atomic import fsync_directory, fsync_tree, make_directories, replace, write_file
 
 
 def save_model_atomically(model, path):
@@ -36,15 +35,7 @@ def save_model_atomically(model, path):
     A failure (or an interrupt, or a kill) leaves any earlier file at ``path`` as it was;
     a failure or an interrupt also removes the temporary file.
     """
-    path = pathlib.Path(path)
-    make_directories(path.parent)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp.keras")
-    try:
-        model.save(temporary)
-        replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_file(path, model.save, suffix=".tmp.keras")  # Keras saves only to a name ending in .keras
 
 
 def _finite(value):
@@ -182,10 +173,11 @@ class AtomicBackupAndRestore(_StopsSavingOnDivergence, keras.callbacks.BackupAnd
         if not getattr(self, "_diverged", False):
             super().on_train_end(logs)
         elif os.path.isdir(self._state):  # keep the last finite backup, to resume from
-            marker = os.path.join(self.backup_dir, f".diverged.{secrets.token_hex(6)}.tmp")
-            with open(marker, "w") as stream:
-                json.dump({"saved_epoch": self.saved_epoch}, stream)
-            replace(marker, self._diverged_marker)
+            def write(temporary):
+                with open(temporary, "w") as stream:
+                    json.dump({"saved_epoch": self.saved_epoch}, stream)
+
+            write_file(self._diverged_marker, write)
 
     def _save_model(self):
         make_directories(self.backup_dir)

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from mmzoo._atomic import make_directories, replace
+from mmzoo._atomic import write_file
 from mmzoo.validation import check_positive_int
 
 _INPUT = "x/"
@@ -99,16 +99,7 @@ def save_arrays(path, inputs, targets=None):
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ValueError(f"`path` must end in .npz. Received: path={path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    make_directories(directory)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.partial.npz")
-    try:
-        np.savez(temporary, **arrays)
-        replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_file(path, lambda temporary: np.savez(temporary, **arrays), suffix=".npz")
 
 
 def load_arrays(path):

@@ -16,14 +16,13 @@ Example:
 """
 
 import json
-import os
 import pathlib
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo._atomic import write_file
 from mmzoo.data.errors import UnreadableFileError
 from mmzoo.validation import check_choice, check_positive_int
 
@@ -108,16 +107,12 @@ def _atomic_write_text(path, text):
         raise ValueError(
             f"Cannot write {str(path)!r}: a file is in the way of its folder {str(path.parent)!r}."
         ) from None
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as file:
             file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+
+    write_file(path, write, suffix=".tmp")  # fsynced with its folder, before and after the rename
     return path
 
 
