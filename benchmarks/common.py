@@ -111,6 +111,15 @@ def report(rows, footnote):
     print(footnote)
 
 
+def check_registered(names):
+    """Stop (``SystemExit``, naming them and the registered ones) if any of ``names`` is not a registered model."""
+    import mmzoo
+
+    unknown = [name for name in names if name not in mmzoo.list_models()]
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; registered: {', '.join(mmzoo.list_models())}")
+
+
 def run_benchmark(parse_args, measure, footnote, argv=None):
     """A benchmark script's ``main``: parse, measure, print the table, and write ``--json PATH`` if given."""
     args = parse_args(argv)

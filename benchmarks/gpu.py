@@ -29,7 +29,7 @@ import time
 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported, here or by common
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
+from common import check_registered, interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 DEFAULT_MODELS = ("attention_fusion", "mha_fusion", "emotion", "cross_modal_retrieval", "fusion_classifier")
 
@@ -84,7 +84,7 @@ def bench_model(name, args, log=print):
     models["bfloat16_xla"].set_weights(models["float32"].get_weights())
     x, y = synthetic_arrays(models["float32"], n=args.examples)
     data = (x,) if y is None else (x, y)
-    options = dict(epochs=1, verbose=0, strategy=strategy, early_stopping_patience=None,
+    options = dict(epochs=1, batch_size=args.batch_size, verbose=0, strategy=strategy, early_stopping_patience=None,
                    reduce_lr_patience=None, restore_best_weights=False)
     # train() compiles a model that is not compiled yet, with its defaults (Adam, its losses).
     sides = {
@@ -104,11 +104,7 @@ def bench_model(name, args, log=print):
 
 
 def measure(args, log=print):
-    import mmzoo
-
-    unknown = [name for name in args.models if name not in mmzoo.list_models()]
-    if unknown:
-        raise SystemExit(f"unknown models {unknown}; registered: {', '.join(mmzoo.list_models())}")
+    check_registered(args.models)
     log(device_line())
     log(f"mmzoo.train on NumPy arrays, {'test_config' if args.small else 'document defaults'}: "
         f"{args.examples} examples x 1 epoch, batch {args.batch_size}; median of {args.repeats} interleaved runs "

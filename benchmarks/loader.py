@@ -164,23 +164,13 @@ def load_splits(root, mix, args):
 
 
 def in_memory(dataset, batch_size, seed=0):
-    """The dataset's examples materialised once: cached, reshuffled each epoch, batched, prefetched."""
-    import tensorflow as tf
+    """The dataset's examples materialised once (``mmzoo.data.arrays.to_arrays``), then
+    train_throughput's pipeline: cached, reshuffled each epoch, batched, prefetched."""
+    from mmzoo.data.arrays import to_arrays
+    from train_throughput import pipeline
 
-    features, labels = {}, []
-    for x, y in dataset.as_numpy_iterator():
-        for key, value in x.items():
-            features.setdefault(key, []).append(value)
-        labels.append(y)
-    features = {key: np.concatenate(values) for key, values in features.items()}
-    labels = np.concatenate(labels)
-    return (
-        tf.data.Dataset.from_tensor_slices((features, labels))
-        .cache()
-        .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    ), len(labels)
+    features, labels = to_arrays(dataset)
+    return pipeline(features, labels, batch_size, seed), len(labels)
 
 
 def bench_mix(root, mix, args, log=print):

@@ -6,17 +6,17 @@ weights train side by side in one process, the same number of steps each:
 - ours: ``mmzoo.train(model, dataset, epochs=E, verbose=0)`` on the embedded dataset as a
   tf.data pipeline: examples cached in memory, reshuffled each epoch, batched, prefetched
   (``from_tensor_slices`` -> ``cache`` -> ``shuffle`` -> ``batch`` -> ``prefetch``);
-- ours, XLA (models with recurrent layers only): the same with ``jit_compile=True``.
-  Keras' ``"auto"`` (which ``mmzoo.train`` keeps) leaves XLA off on a CPU-only machine,
-  where it slows convolutional models; on the LSTM models it gave 1.4-3.7x;
+- ours, XLA (models with recurrent layers only): the same with ``jit_compile=True``. Since
+  ``jit_compile="auto"`` turns XLA on for these models on a CPU (``benchmarks/xla.py``),
+  this side now runs what "ours" runs: its row shows the run-to-run spread;
 - baseline, the documents' way: the same examples as NumPy arrays
   (``mmzoo.data.synthetic_arrays``) given to ``model.fit(x, y, batch_size=B, epochs=E)``
   (Keras slices and shuffles the arrays itself each epoch). The documents fed token ids as
   floats; the models now refuse that, so the arrays keep their dtypes.
 
-Both compile with the model's own defaults in float32, so without XLA the two sides run
-the same computation and the difference is the input pipeline and ``train``'s own
-overhead (its checks, callbacks). One untimed warm-up run each (tracing), then
+Both compile with the model's own defaults in float32 (``mmzoo.build``'s, XLA per
+``jit_compile="auto"``), so the two sides run the same computation and the difference is
+the input pipeline and ``train``'s own overhead (its checks, callbacks). One untimed warm-up run each (tracing), then
 ``--repeats`` timed runs, interleaved (the order rotates), and the medians are compared.
 
     python benchmarks/train_throughput.py               # 1024 examples x 2 epochs, 5 repeats
@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
+from common import check_registered, interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 DEFAULT_MODELS = ("cifar_multimodal", "attention_fusion", "mha_fusion", "emotion")
 
@@ -113,11 +113,7 @@ def bench_model(name, args, log=print):
 
 
 def measure(args, log=print):
-    import mmzoo
-
-    unknown = [name for name in args.models if name not in mmzoo.list_models()]
-    if unknown:
-        raise SystemExit(f"unknown models {unknown}; registered: {', '.join(mmzoo.list_models())}")
+    check_registered(args.models)
     steps = args.examples // args.batch_size * args.epochs
     log(
         f"training throughput, document defaults: {args.examples} examples x {args.epochs} epoch(s), "

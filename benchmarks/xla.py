@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import interleaved, median, run_benchmark, speed_row  # noqa: E402
+from common import check_registered, interleaved, median, run_benchmark, speed_row  # noqa: E402
 
 # 224x224 inputs: one step takes 1-30 s on 2 cores, a model minutes; --quick leaves them out.
 IMAGENET_SIZED = ("early_fusion", "image_text_classifier", "pretrained_fusion", "vgg16_features")
@@ -113,9 +113,7 @@ def measure(args, log=print):
     names = args.models or [
         name for name in mmzoo.list_models() if not (args.quick and name in IMAGENET_SIZED)
     ]
-    unknown = [name for name in names if name not in mmzoo.list_models()]
-    if unknown:
-        raise SystemExit(f"unknown models {unknown}; registered: {', '.join(mmzoo.list_models())}")
+    check_registered(names)
     log(
         f"XLA per model, {'test_config' if args.small else 'document defaults'}, float32, batch {args.batch_size}: "
         f"train_on_batch steps (about {args.seconds} s a run, at most {args.max_steps} steps), "
