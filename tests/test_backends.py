@@ -173,20 +173,52 @@ def test_gpu_benchmark_runs_on_jax_without_tensorflow(tmp_path):
     script = textwrap.dedent(
         f"""
         import runpy
+        import mmzoo
+        batch_sizes, train = [], mmzoo.train
+        def recording_train(*args, **kwargs):
+            batch_sizes.append(kwargs.get("batch_size"))
+            return train(*args, **kwargs)
+        mmzoo.train = recording_train
         output = sys.argv[1]
         sys.argv = ["gpu.py", "--small", "--models", "mlp", "concat_fusion", "--examples", "16",
                     "--batch-size", "8", "--repeats", "1", "--json", output]
         runpy.run_path({str(root / "benchmarks" / "gpu.py")!r}, run_name="__main__")
-        print(json.dumps({{"rows": json.load(open(output)), "tensorflow": "tensorflow" in sys.modules}}))
+        print(json.dumps({{"rows": json.load(open(output)), "tensorflow": "tensorflow" in sys.modules,
+                          "batch_sizes": sorted(set(batch_sizes))}}))
         """
     )
     out = run_without_tensorflow(script, tmp_path / "rows.json")
     assert out["tensorflow"] is False
+    assert out["batch_sizes"] == [8]  # --batch-size reaches every train call
     assert [row["name"] for row in out["rows"]] == [
         "gpu mlp: bfloat16 + XLA vs float32 without XLA",
         "gpu concat_fusion: bfloat16 + XLA vs float32 without XLA",
     ]
     assert all(row["ours"] > 0 and row["baseline"] > 0 and row["unit"] == "samples/s" for row in out["rows"])
+
+
+UNIT_NORMALIZATION_AT_ZERO = textwrap.dedent(
+    """
+    import jax, keras, numpy as np
+    from mmzoo.layers import UnitNormalization
+
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    x[1] = 0.0
+    weights = np.arange(4, dtype="float32")
+    def gradient(layer):
+        return np.asarray(jax.grad(lambda v: (layer(v) * weights).sum())(x))
+    ours, theirs = gradient(UnitNormalization()), gradient(keras.layers.UnitNormalization())
+    print(json.dumps({"ours_finite": bool(np.all(np.isfinite(ours))),
+                      "keras_nan_at_zero": bool(np.isnan(theirs[1]).any()),
+                      "same_elsewhere": bool(np.allclose(ours[[0, 2]], theirs[[0, 2]], atol=1e-6))}))
+    """
+)
+
+
+def test_unit_normalization_has_a_finite_gradient_at_zero_on_jax():
+    # On TensorFlow Keras' own layer is finite there too: only JAX shows what the layer is for.
+    out = run_without_tensorflow(UNIT_NORMALIZATION_AT_ZERO)
+    assert out == {"ours_finite": True, "keras_nan_at_zero": True, "same_elsewhere": True}
 
 
 FOLDER_ON_JAX = textwrap.dedent(
