@@ -224,9 +224,8 @@ def test_unit_normalization_has_a_finite_gradient_at_zero_on_jax():
 FOLDER_ON_JAX = textwrap.dedent(
     """
     import mmzoo
-    from mmzoo.data.arrays import load_arrays
 
-    x, y = load_arrays(sys.argv[1])
+    x, y = mmzoo.data.arrays.load_arrays(sys.argv[1])  # as the README writes it, without TensorFlow
     arguments = json.loads(sys.argv[2])
     history = mmzoo.train("fusion_classifier", (x, y), epochs=2, batch_size=4, mixed_precision="mixed_bfloat16",
                           jit_compile=True, verbose=0, **arguments)

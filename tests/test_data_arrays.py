@@ -61,3 +61,11 @@ def test_bad_arguments_are_named_and_an_existing_file_is_kept(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="holds no inputs.*not written by save_arrays"):
         load_arrays(tmp_path / "other.npz")
+
+
+def test_reachable_from_mmzoo_data():
+    import mmzoo
+
+    assert mmzoo.data.arrays.load_arrays is load_arrays
+    assert (mmzoo.data.to_arrays, mmzoo.data.save_arrays) == (to_arrays, save_arrays)
+    assert {"load_arrays", "save_arrays", "to_arrays"} <= set(mmzoo.data.__all__)

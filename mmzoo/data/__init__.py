@@ -6,6 +6,8 @@
   (``TextVectorization``, saved and restored with its vocabulary), ``read_audio``/
   ``pad_or_trim``/``spec_augment`` (features: ``mmzoo.layers.LogMelSpectrogram``, ``MFCC``),
   ``read_video``.
+- ``to_arrays`` / ``save_arrays`` / ``load_arrays`` (``mmzoo.data.arrays``): a loaded split
+  as NumPy arrays in one ``.npz``, read back with NumPy only (for Keras on JAX).
 - Unreadable files raise ``UnreadableFileError`` naming the file (``strict=True``) or are
   skipped with one warning that counts and names them (``SkippedFiles``).
 """
@@ -15,6 +17,7 @@ import importlib
 # Loaded on first use, so that ``mmzoo`` (and ``synthetic_arrays``) import without
 # TensorFlow, e.g. on a machine with Keras on JAX.
 _EXPORTS = {
+    "mmzoo.data.arrays": ("load_arrays", "save_arrays", "to_arrays"),
     "mmzoo.data.audio": ("pad_or_trim", "read_audio", "spec_augment", "waveform_dataset"),
     "mmzoo.data.errors": ("SkippedFiles", "UnreadableFileError"),
     "mmzoo.data.image": ("decode_image", "image_augmentation", "load_image", "read_image"),
@@ -26,7 +29,12 @@ _EXPORTS = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
+_SUBMODULES = ("arrays",)  # ``mmzoo.data.arrays.load_arrays`` without importing the submodule first
+
+
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"mmzoo.data.{name}")
     if name not in _MODULE_OF:
         raise AttributeError(f"module 'mmzoo.data' has no attribute {name!r}")
     return getattr(importlib.import_module(_MODULE_OF[name]), name)
@@ -45,6 +53,7 @@ __all__ = [
     "from_directory",
     "from_manifest",
     "image_augmentation",
+    "load_arrays",
     "load_image",
     "load_text_vectorizer",
     "make_text_vectorizer",
@@ -53,9 +62,11 @@ __all__ = [
     "read_image",
     "read_text",
     "read_video",
+    "save_arrays",
     "save_text_vectorizer",
     "spec_augment",
     "synthetic",
     "synthetic_arrays",
+    "to_arrays",
     "waveform_dataset",
 ]
